@@ -1,0 +1,3 @@
+"""Sweep-and-benchmark harness for character-level language models."""
+
+__version__ = "0.1.0"

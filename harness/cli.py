@@ -1,0 +1,240 @@
+"""The `harness` command: argument parsing and printing only; the work lives in the other modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from harness.config import Budget, TrainConfig
+from harness.corpus import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
+from harness.device import resolve_device
+from harness.errors import HarnessError
+from harness.models import FAMILIES
+from harness.progress import ProgressLine, format_rate, format_seconds
+
+DEFAULTS = TrainConfig()
+
+
+def add_corpus_args(parser: argparse.ArgumentParser, default: str | None = DEFAULT_SPEC) -> None:
+    group = parser.add_argument_group("corpus")
+    group.add_argument("--corpus", default=default,
+                       help=f"file path, builtin:pydoc or gutenberg:ID (default {default})")
+    group.add_argument("--encoding", default="utf-8", help="text encoding of a corpus file (default utf-8)")
+    group.add_argument("--no-lowercase", dest="lowercase", action="store_false",
+                       help="keep case (default: lower-case the text, as the course runs did)")
+    group.add_argument("--split", type=float, nargs=3, default=list(DEFAULT_SPLIT), metavar=("TRAIN", "VAL", "TEST"),
+                       help="contiguous train/validation/test fractions (default 0.9 0.05 0.05)")
+
+
+def corpus_options(args: argparse.Namespace) -> CorpusOptions:
+    return CorpusOptions(lowercase=args.lowercase, split=tuple(args.split), encoding=args.encoding)
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one configuration under a budget",
+                       description="Train one model under a budget; keeps the best checkpoint on held-out text.")
+    add_corpus_args(p)
+    m = p.add_argument_group("model and optimizer (defaults: the course's LSTM generator)")
+    m.add_argument("--model", default=DEFAULTS.model, choices=FAMILIES)
+    m.add_argument("--embedding-dim", type=int, default=DEFAULTS.embedding_dim)
+    m.add_argument("--hidden-dim", type=int, default=DEFAULTS.hidden_dim)
+    m.add_argument("--layers", type=int, default=DEFAULTS.layers)
+    m.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    m.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len)
+    m.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    m.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    m.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    m.add_argument("--grad-clip", type=float, default=DEFAULTS.grad_clip, help="max gradient norm; 0 turns it off")
+    m.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    r = p.add_argument_group("run")
+    r.add_argument("--budget", default="60s",
+                   help="training time on the device (90s, 5m), predicted characters (500k) or epochs (3ep)")
+    r.add_argument("--evals", type=int, default=10, help="evaluations on held-out text over the budget (default 10)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    r.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="bf16 autocast on CUDA (default auto)")
+    r.add_argument("--out", type=Path, default=None, help="run directory (default results/train/<time>)")
+    r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(handler=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from harness.train import train
+
+    config = TrainConfig(
+        model=args.model, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, layers=args.layers,
+        dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed,
+    ).validate()
+    budget = Budget.parse(args.budget)
+    if args.evals < 1:
+        raise HarnessError(f"--evals must be at least 1, got {args.evals}")
+    device = resolve_device(args.device)
+    corpus = load_corpus(args.corpus, corpus_options(args))
+    corpus.check_fits(config.seq_len, config.batch_size)
+    out = args.out or Path("results") / "train" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+
+    line = ProgressLine()
+    line.message(f"corpus {corpus.name}: {len(corpus.text):,} chars, vocabulary {len(corpus.vocab)}, "
+                 f"train/val/test {len(corpus.train):,}/{len(corpus.val):,}/{len(corpus.test):,}; "
+                 f"unigram baseline {corpus.unigram_entropy_bits():.3f} bpc")
+    line.message(f"{config.model} on {device}, budget {budget}, writing to {out}")
+
+    def on_progress(p) -> None:
+        val = f" | val {p.last_val_bpc:.3f} bpc" if p.last_val_bpc is not None else ""
+        line.update(p.fraction, f"step {p.step} | loss {p.loss:.3f} | {format_rate(p.chars_per_s)} chars/s"
+                                f"{val} | {format_seconds(p.eta_seconds)} left")
+
+    def on_eval(point) -> None:
+        line.message(f"eval {point.index:>2}: step {point.step:>6}  val {point.loss:.4f} nats  "
+                     f"{point.bpc:.4f} bpc  ppl {point.ppl:.3f}  at {point.device_seconds:.1f} device-s")
+
+    try:
+        result = train(config, corpus, budget, device, out_dir=out, evals=args.evals, amp=args.amp,
+                       on_eval=on_eval, on_progress=on_progress)
+    except KeyboardInterrupt:
+        line.close()
+        kept = out / "best.pt"
+        print(f"harness: interrupted; {'best checkpoint kept at ' + str(kept) if kept.exists() else 'nothing saved'}",
+              file=sys.stderr)
+        return 130
+    line.close()
+    summary = result.summary()
+    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_train_summary(summary, out)
+    return 0 if result.status == "completed" else 1
+
+
+def print_train_summary(s: dict, out: Path) -> None:
+    def fmt(value: float | None, spec: str) -> str:
+        return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+    print(f"status            {s['status']}" + (f" ({s['reason']})" if s["reason"] else ""))
+    print(f"held-out best     {fmt(s['val_loss'], '.4f')} nats  {fmt(s['val_bpc'], '.4f')} bpc  "
+          f"ppl {fmt(s['val_ppl'], '.3f')}  (step {s['best_step']})")
+    print(f"held-out final    {fmt(s['final_val_loss'], '.4f')} nats  {fmt(s['final_val_bpc'], '.4f')} bpc  "
+          f"ppl {fmt(s['final_val_ppl'], '.3f')}")
+    print(f"training          {s['steps']} steps, {s['train_chars']:,} chars, "
+          f"{format_rate(s['train_chars_per_s'])} chars/s ({s['achieved_tflops'] * 1e3:.2f} model GFLOP/s)")
+    print(f"device-seconds    {s['device_seconds']:.2f} (train {s['train_seconds']:.2f} + eval {s['eval_seconds']:.2f}); "
+          f"wall {s['wall_seconds']:.2f}")
+    print(f"parameters        {s['params']:,} on {s['device']}")
+    print(f"checkpoint        {s['checkpoint'] or '-'}")
+    print(f"result            {out / 'result.json'}")
+
+
+def add_generate_parsers(sub) -> None:
+    p = sub.add_parser("generate", help="sample text from a checkpoint and score it",
+                       description="Sample from a checkpoint at one or more temperatures; print samples and metrics.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--prompt", default="the ")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.5, 1.0, 1.5],
+                   help="one or more temperatures; 0 is greedy (default 0.5 1.0 1.5)")
+    p.add_argument("--length", type=int, default=200, help="characters to generate per sample (default 200)")
+    p.add_argument("--samples", type=int, default=3, help="samples per temperature (default 3)")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--unknown", default="error", choices=("error", "drop", "unk"),
+                   help="prompt symbols outside the vocabulary: error (default), drop them, or feed the unknown token")
+    p.add_argument("--corpus", default=None,
+                   help="training text for real-word share and novelty (default: the checkpoint's corpus)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(handler=cmd_generate)
+
+    e = sub.add_parser("evaluate", help="held-out loss, bits per character and perplexity of a checkpoint",
+                       description="Evaluate a checkpoint on the test split of its corpus (or of --corpus).")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--corpus", default=None, help="corpus spec (default: the checkpoint's corpus)")
+    e.add_argument("--split", default="test", choices=("test", "val"))
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=cmd_evaluate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from harness.checkpoint import load_checkpoint
+    from harness.generate import generate_and_score
+    from harness.metrics import Reference
+    from harness.train import checkpoint_corpus
+
+    if args.length < 1 or args.samples < 1:
+        raise HarnessError("--length and --samples must be at least 1")
+    if any(t < 0 for t in args.temperature):
+        raise HarnessError(f"temperatures must be >= 0, got {args.temperature}")
+    ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    if (ckpt.meta.get("corpus") or {}).get("lowercase", True):
+        args.prompt = args.prompt.lower()  # the model only ever saw lower-case text
+    reference = None
+    try:
+        reference = Reference(checkpoint_corpus(ckpt.meta, args.corpus).train_text)
+    except HarnessError as e:
+        print(f"harness: warning: no training text for real-word share and novelty ({e})", file=sys.stderr)
+    report = generate_and_score(ckpt.model, ckpt.vocab, args.prompt, args.length, args.temperature, args.samples,
+                                args.seed, reference, top_k=args.top_k, top_p=args.top_p, unknown=args.unknown)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for group in report["temperatures"]:
+        print(f"=== temperature {group['temperature']:g} ===")
+        for i, text in enumerate(group["samples"], 1):
+            print(f"[{i}] {args.prompt}{text}")
+        print()
+    names = list(report["temperatures"][0]["metrics"])
+    print(f"{'metric':<22}" + "".join(f"{'T=' + format(g['temperature'], 'g'):>10}" for g in report["temperatures"]))
+    for name in names:
+        cells = "".join(f"{_cell(g['metrics'][name]):>10}" for g in report["temperatures"])
+        print(f"{name:<22}{cells}")
+    return 0
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from harness.checkpoint import load_checkpoint
+    from harness.train import checkpoint_corpus, evaluate_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    result = evaluate_checkpoint(ckpt, checkpoint_corpus(ckpt.meta, args.corpus), args.split)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['split']} split of {result['corpus']}: {result['chars']:,} chars")
+    print(f"loss {result['loss']:.4f} nats/char   {result['bpc']:.4f} bits/char   perplexity {result['ppl']:.3f}")
+    if result["unknown_symbols"]:
+        print(f"symbols unseen in training (charged as the unknown symbol): {''.join(result['unknown_symbols'])!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_generate_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The model families, all behind one interface: `forward(tokens, state) -> (logits, state)`.
+
+`tokens` is (batch, time) int64, `logits` is (batch, time, vocab). `state` is whatever the family
+carries between chunks (None to start fresh); callers never look inside it, they only pass it
+back and detach it between chunks with `detach_state`.
+
+Families (the course material's models):
+- `lstm`: Embedding -> stacked nn.LSTM (dropout between layers) -> Linear. cuDNN fused on CUDA.
+- `gru`: the same with nn.GRU.
+- `rnn`: h_t = tanh(W_embed x_t + W_rec h_{t-1}) via nn.RNN (fused), stackable.
+- `residual_rnn`: h_t = h_{t-1} + tanh(W_rec h_{t-1} + W_embed x_t), stackable; no fused kernel
+  exists, so the input projection of all time steps is one matmul and only the recurrence loops.
+- `mlp`: the bigram model h = W_embed x, s = W_unembed h; no recurrence, so `hidden_dim` and
+  `layers` are unused and `embedding_dim` is the width of h.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+FAMILIES = ("lstm", "gru", "rnn", "residual_rnn", "mlp")
+State = Any
+
+
+class CharModel(nn.Module):
+    family: str
+
+    def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+
+class FusedRecurrent(CharModel):
+    """lstm, gru and rnn: the embedding feeds a cuDNN-fused recurrent stack, then a linear head."""
+
+    def __init__(self, family: str, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int, dropout: float):
+        super().__init__()
+        cell = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[family]
+        self.family = family
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = cell(embedding_dim, hidden_dim, num_layers=layers, batch_first=True,
+                        dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+
+    def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        out, state = self.rnn(self.embedding(tokens), state)
+        return self.head(out), state
+
+
+class ResidualRNNLayer(nn.Module):
+    """h_t = h_{t-1} + tanh(W_rec h_{t-1} + W_in x_t + b): the identity path keeps gradients alive."""
+
+    def __init__(self, input_dim: int, hidden_dim: int):
+        super().__init__()
+        self.w_in = nn.Linear(input_dim, hidden_dim)
+        self.w_rec = nn.Linear(hidden_dim, hidden_dim, bias=False)
+        # W_rec starts near -I/2: h + tanh(-h/2 + u) is a leaky integrator, so h stays bounded over
+        # long texts (a sum of unchecked tanh increments drifts without limit) and the Jacobian
+        # I + diag(1 - tanh^2) W_rec starts with eigenvalues in (0.5, 1]: stable, not vanishing.
+        with torch.no_grad():
+            nn.init.normal_(self.w_rec.weight, std=0.1 / hidden_dim**0.5)
+            self.w_rec.weight -= 0.5 * torch.eye(hidden_dim)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        projected = self.w_in(x)
+        outputs = []
+        for t in range(x.shape[1]):
+            h = h + torch.tanh(projected[:, t] + self.w_rec(h))
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), h
+
+
+class ResidualRNN(CharModel):
+    family = "residual_rnn"
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int, dropout: float):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.layers = nn.ModuleList(
+            ResidualRNNLayer(embedding_dim if i == 0 else hidden_dim, hidden_dim) for i in range(layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+
+    def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        x = self.embedding(tokens)
+        if state is None:
+            state = x.new_zeros(len(self.layers), tokens.shape[0], self.hidden_dim)
+        finals = []
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            x, h = layer(x, state[i])
+            finals.append(h)
+        return self.head(x), torch.stack(finals)
+
+
+class BigramMLP(CharModel):
+    """h = W_embed x, s = W_unembed h: the next character depends on the current one only."""
+
+    family = "mlp"
+
+    def __init__(self, vocab_size: int, embedding_dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embedding_dim)
+        self.unembed = nn.Linear(embedding_dim, vocab_size, bias=False)
+
+    def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        return self.unembed(self.embed(tokens)), None
+
+
+def build_model(family: str, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int,
+                dropout: float) -> CharModel:
+    if family in ("lstm", "gru", "rnn"):
+        return FusedRecurrent(family, vocab_size, embedding_dim, hidden_dim, layers, dropout)
+    if family == "residual_rnn":
+        return ResidualRNN(vocab_size, embedding_dim, hidden_dim, layers, dropout)
+    if family == "mlp":
+        return BigramMLP(vocab_size, embedding_dim)
+    raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between chunks (truncated backpropagation through time), keep the values."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_char(family: str, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int) -> int:
+    """Training FLOPs per predicted character: 6 x the multiply-accumulate weights a step touches.
+
+    The forward pass costs 2 FLOPs per weight of every matrix applied once per character
+    (embedding lookups are free); backward costs twice the forward, hence 6. Gate counts: LSTM 4,
+    GRU 3, tanh RNN and residual RNN 1. Elementwise work (gates, tanh, softmax) is left out, as in
+    the usual MFU convention, so the figure is a lower bound on the real work.
+    """
+    if family == "mlp":
+        return 6 * embedding_dim * vocab_size
+    gates = {"lstm": 4, "gru": 3, "rnn": 1, "residual_rnn": 1}[family]
+    weights = 0
+    for i in range(layers):
+        width_in = embedding_dim if i == 0 else hidden_dim
+        weights += gates * hidden_dim * (width_in + hidden_dim)
+    weights += hidden_dim * vocab_size
+    return 6 * weights

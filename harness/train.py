@@ -1,0 +1,364 @@
+"""The trainer: one config, one budget, one corpus -> a best checkpoint and honest figures.
+
+Read top to bottom: the corpus goes to the device once as one tensor; each epoch cuts it into
+`batch_size` contiguous streams (from a random offset, so chunk boundaries move between epochs)
+and walks them in `seq_len` chunks with the recurrent state carried across chunks, as pytorch's
+word_language_model does. The host reads the device only at sync points (a few times a second,
+at evaluations and at the end), where it checks the budget, the loss and NaNs.
+
+Figures and what they measure:
+- `train_seconds`: synchronized time spent in training steps (evaluation excluded).
+- `eval_seconds`: synchronized time spent evaluating on held-out text.
+- `device_seconds` = train + eval: the time the run held the device, start-up excluded.
+- `train_chars_per_s`: predicted characters per training second.
+- held-out loss is the exact mean NLL (nats) over every character of the validation split but
+  its first; bpc = loss / ln 2; perplexity = exp(loss).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness.checkpoint import save_checkpoint
+from harness.config import Budget, TrainConfig
+from harness.corpus import Corpus
+from harness.device import fingerprint, synced_clock, synchronize
+from harness.models import CharModel, build_model, count_params, detach_state, flops_per_char
+
+EVAL_STREAMS = 32
+EVAL_CHUNK = 512
+SYNC_INTERVAL_S = 0.25
+
+
+@dataclass
+class EvalPoint:
+    index: int
+    step: int
+    chars: int
+    train_seconds: float
+    device_seconds: float
+    loss: float
+
+    @property
+    def bpc(self) -> float:
+        return self.loss / math.log(2)
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(min(self.loss, 700.0))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bpc": self.bpc, "ppl": self.ppl}
+
+
+@dataclass
+class Progress:
+    step: int
+    chars: int
+    loss: float
+    chars_per_s: float
+    fraction: float
+    train_seconds: float
+    eta_seconds: float
+    last_val_bpc: float | None
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | pruned | diverged
+    reason: str | None
+    config: dict
+    budget: str
+    device: str
+    params: int
+    steps: int = 0
+    train_chars: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    best: EvalPoint | None = None
+    final: EvalPoint | None = None
+    curve: list[EvalPoint] = field(default_factory=list)
+    checkpoint: str | None = None
+    flops_per_char: int = 0
+    peak_mem_bytes: int | None = None
+    fingerprint: dict = field(default_factory=dict)
+
+    @property
+    def device_seconds(self) -> float:
+        return self.train_seconds + self.eval_seconds
+
+    @property
+    def train_chars_per_s(self) -> float:
+        return self.train_chars / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    def summary(self) -> dict:
+        """The flat dictionary `--json` prints and the sweep stores: best point first, final beside it."""
+        best, final = self.best, self.final
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "val_loss": best.loss if best else None,
+            "val_bpc": best.bpc if best else None,
+            "val_ppl": best.ppl if best else None,
+            "best_step": best.step if best else None,
+            "final_val_loss": final.loss if final else None,
+            "final_val_bpc": final.bpc if final else None,
+            "final_val_ppl": final.ppl if final else None,
+            "train_chars_per_s": self.train_chars_per_s,
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "device_seconds": self.device_seconds,
+            "wall_seconds": self.wall_seconds,
+            "steps": self.steps,
+            "train_chars": self.train_chars,
+            "params": self.params,
+            "flops_per_char": self.flops_per_char,
+            "achieved_tflops": self.flops_per_char * self.train_chars_per_s / 1e12,
+            "peak_mem_bytes": self.peak_mem_bytes,
+            "device": self.device,
+            "budget": self.budget,
+            "checkpoint": self.checkpoint,
+            "config": self.config,
+            "curve": [p.to_dict() for p in self.curve],
+            "fingerprint": self.fingerprint,
+        }
+
+
+def autocast_for(device: torch.device, amp: str):
+    """bf16 autocast on GPUs that support it: halves activation traffic; losses stay in fp32."""
+    if amp == "off" or device.type != "cuda":
+        return nullcontext()
+    if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def eval_streams(tokens: torch.Tensor, streams: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Cut a split into (inputs, targets) blocks that predict every character but the first exactly once.
+
+    A rectangular block of `streams` contiguous rows, plus one row for the remainder. Each row starts
+    with an empty state, so the partition (not the batch size of any run) defines the figure.
+    """
+    n_targets = len(tokens) - 1
+    streams = max(1, min(streams, n_targets))
+    length = n_targets // streams
+    blocks = [(tokens[: streams * length].view(streams, length), tokens[1 : streams * length + 1].view(streams, length))]
+    if streams * length < n_targets:
+        start = streams * length
+        blocks.append((tokens[start:-1].view(1, -1), tokens[start + 1 :].view(1, -1)))
+    return blocks
+
+
+@torch.inference_mode()
+def evaluate(model: CharModel, tokens: torch.Tensor, streams: int = EVAL_STREAMS, chunk: int = EVAL_CHUNK,
+             amp: str = "auto") -> float:
+    """Exact mean negative log-likelihood (nats per character) of a held-out split, state carried."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=tokens.device)
+    count = 0
+    with autocast_for(tokens.device, amp):
+        for inputs, targets in eval_streams(tokens, streams):
+            state = None
+            for start in range(0, inputs.shape[1], chunk):
+                x, y = inputs[:, start : start + chunk], targets[:, start : start + chunk]
+                logits, state = model(x, state)
+                total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+                count += y.numel()
+    model.train(was_training)
+    return float(total) / count
+
+
+def epoch_chunks(train: torch.Tensor, batch_size: int, seq_len: int, offset: int):
+    """Yield (inputs, targets) of shape (batch, <=seq_len): contiguous streams walked left to right."""
+    columns = (len(train) - offset) // batch_size
+    streams = train[offset : offset + columns * batch_size].view(batch_size, columns)
+    for start in range(0, columns - 1, seq_len):
+        end = min(start + seq_len, columns - 1)
+        yield streams[:, start:end], streams[:, start + 1 : end + 1]
+
+
+def chars_per_epoch(n_train: int, batch_size: int) -> int:
+    return batch_size * (n_train // batch_size - 1)
+
+
+class Trainer:
+    """Holds a run's state so that the loop below stays a loop; `run()` is the whole algorithm."""
+
+    def __init__(self, config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device, *,
+                 out_dir: Path | None = None, evals: int = 10, amp: str = "auto",
+                 on_eval: Callable[[EvalPoint], bool | None] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None, telemetry=None):
+        self.config = config.validate()
+        corpus.check_fits(config.seq_len, config.batch_size)
+        self.budget, self.device, self.amp, self.evals = budget, device, amp, max(1, evals)
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.on_eval, self.on_progress, self.telemetry = on_eval, on_progress, telemetry
+        self.vocab = corpus.vocab
+        self.corpus_info = corpus.describe()
+
+        torch.manual_seed(config.seed)
+        self.offsets = torch.Generator().manual_seed(config.seed)
+        self.train_data = corpus.train.to(device)
+        self.val_data = corpus.val.to(device)
+        self.model = build_model(config.model, len(corpus.vocab), config.embedding_dim, config.hidden_dim,
+                                 config.layers, config.dropout).to(device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+            weight_decay=config.weight_decay, fused=device.type == "cuda",
+        )
+        self.epoch_chars = chars_per_epoch(len(self.train_data), config.batch_size)
+        self.result = TrainResult(
+            status="completed", reason=None, config=config.to_dict(), budget=str(budget), device=str(device),
+            params=count_params(self.model), fingerprint=fingerprint(device),
+            flops_per_char=flops_per_char(config.model, len(corpus.vocab), config.embedding_dim,
+                                          config.hidden_dim, config.layers),
+        )
+
+    def fraction_done(self) -> float:
+        r = self.result
+        if self.budget.kind == "seconds":
+            return r.train_seconds / self.budget.amount
+        if self.budget.kind == "tokens":
+            return r.train_chars / self.budget.amount
+        return r.train_chars / (self.budget.amount * self.epoch_chars)
+
+    def window(self, name: str):
+        return self.telemetry.window(name) if self.telemetry is not None else nullcontext()
+
+    def run(self) -> TrainResult:
+        r, config, model = self.result, self.config, self.model
+        wall_start = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        loss_steps, next_eval, stop = 0, 1, False
+        segment_start = synced_clock(self.device)
+        last_sync = segment_start
+        train_before_segment = 0.0
+
+        while not stop:
+            offset = int(torch.randint(0, config.seq_len, (1,), generator=self.offsets))
+            state = None
+            for inputs, targets in epoch_chunks(self.train_data, config.batch_size, config.seq_len, offset):
+                with autocast_for(self.device, self.amp):
+                    logits, state = model(inputs, state)
+                    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                self.optimizer.step()
+                state = detach_state(state)
+                loss_sum += loss.detach()
+                loss_steps += 1
+                r.steps += 1
+                r.train_chars += targets.numel()
+
+                # Host-side clock and counters decide when to sync; the device is read only then.
+                now = time.perf_counter()
+                boundary = self.budget.kind != "seconds" and self.fraction_done() >= next_eval / self.evals
+                if not boundary and now - last_sync < SYNC_INTERVAL_S:
+                    continue
+                last_sync = synced_clock(self.device)
+                r.train_seconds = train_before_segment + last_sync - segment_start
+                mean_loss = float(loss_sum) / loss_steps
+                if not math.isfinite(mean_loss):
+                    r.status, r.reason = "diverged", f"training loss became {mean_loss} at step {r.steps}"
+                    stop = True
+                    break
+                self.report_progress(mean_loss)
+                loss_sum.zero_()
+                loss_steps = 0
+                if self.fraction_done() >= next_eval / self.evals:
+                    train_before_segment = r.train_seconds
+                    stop = self.evaluate(next_eval) or self.fraction_done() >= 1.0
+                    next_eval += 1
+                    segment_start = last_sync = synced_clock(self.device)
+                    if stop:
+                        break
+
+        if self.device.type == "cuda":
+            r.peak_mem_bytes = torch.cuda.max_memory_allocated(self.device)
+        r.final = r.curve[-1] if r.curve else None
+        r.wall_seconds = time.perf_counter() - wall_start
+        return r
+
+    def evaluate(self, index: int) -> bool:
+        """Evaluate on the validation split, keep the best checkpoint; True when the caller asks to stop."""
+        r = self.result
+        start = synced_clock(self.device)
+        with self.window("evaluation"):
+            loss = evaluate(self.model, self.val_data, amp=self.amp)
+        r.eval_seconds += synced_clock(self.device) - start
+        point = EvalPoint(index, r.steps, r.train_chars, r.train_seconds, r.device_seconds, loss)
+        r.curve.append(point)
+        if math.isfinite(loss) and (r.best is None or loss < r.best.loss):
+            r.best = point
+            if self.out_dir is not None:
+                path = self.out_dir / "best.pt"
+                save_checkpoint(path, self.model, self.config, self.vocab,
+                                {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)})
+                r.checkpoint = str(path)
+        if not math.isfinite(loss):
+            r.status, r.reason = "diverged", f"validation loss became {loss} at step {r.steps}"
+            return True
+        if self.on_eval is not None and self.on_eval(point):
+            r.status, r.reason = "pruned", f"stopped by the evaluation callback at evaluation {index} (step {r.steps})"
+            return True
+        return False
+
+    def report_progress(self, loss: float) -> None:
+        if self.on_progress is None:
+            return
+        r = self.result
+        fraction = min(1.0, self.fraction_done())
+        rate = r.train_chars_per_s
+        eta = r.train_seconds * (1 - fraction) / fraction if fraction > 0 else float("inf")
+        last = r.curve[-1].bpc if r.curve else None
+        self.on_progress(Progress(r.steps, r.train_chars, loss, rate, fraction, r.train_seconds, eta, last))
+
+
+def train(config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device | str = "cpu",
+          **options) -> TrainResult:
+    """Train one configuration under one budget; see `Trainer` for the options."""
+    device = torch.device(device)
+    trainer = Trainer(config, corpus, budget, device, **options)
+    result = trainer.run()
+    synchronize(device)
+    return result
+
+
+def checkpoint_corpus(meta: dict, spec: str | None = None) -> Corpus:
+    """The corpus a checkpoint was trained on (or `spec` instead), split and cased the same way."""
+    from harness.corpus import CorpusOptions, load_corpus
+
+    info = meta.get("corpus") or {}
+    options = CorpusOptions(lowercase=info.get("lowercase", True), split=tuple(info.get("split", (0.9, 0.05, 0.05))),
+                            encoding=info.get("encoding", "utf-8"))
+    return load_corpus(spec or info.get("spec", "builtin:pydoc"), options)
+
+
+def evaluate_checkpoint(checkpoint, corpus: Corpus, split: str = "test") -> dict:
+    """Held-out loss of a checkpoint on a split, encoded with the checkpoint's own vocabulary."""
+    text = corpus.test_text if split == "test" else corpus.text[corpus.bounds[0] : corpus.bounds[1]]
+    if len(text) < 2:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"corpus {corpus.name!r} has no {split} text to evaluate on (its {split} share is 0)")
+    device = next(checkpoint.model.parameters()).device
+    tokens = checkpoint.vocab.encode(text).to(device)
+    loss = evaluate(checkpoint.model, tokens)
+    unknown = checkpoint.vocab.missing(text)
+    return {"split": split, "chars": len(text), "loss": loss, "bpc": loss / math.log(2), "ppl": math.exp(loss),
+            "unknown_symbols": unknown, "corpus": corpus.name}

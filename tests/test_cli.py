@@ -1,0 +1,62 @@
+"""The command line as a user meets it: real subprocesses, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli import main
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_train_json_last_line(small_text_file, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("train", "--corpus", str(small_text_file), "--model", "lstm", "--hidden-dim", "32",
+                   "--embedding-dim", "16", "--layers", "1", "--budget", "20k", "--evals", "2", "--out", str(out),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("val_loss", "val_bpc", "val_ppl", "train_chars_per_s", "device_seconds", "steps", "params", "device"):
+        assert key in summary
+    assert summary["device"] == "cpu"
+    assert summary["val_bpc"] == pytest.approx(summary["val_loss"] / 0.6931471805599453)
+    assert (out / "best.pt").exists()
+    assert json.loads((out / "result.json").read_text())["steps"] == summary["steps"]
+    assert "eval  1" in proc.stderr  # progress and evaluations go to stderr, stdout stays parseable
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--corpus", "no/such/file.txt"], "does not exist"),
+        (["--corpus", "ftp:thing"], "unknown corpus scheme"),
+        (["--budget", "soon"], "budget 'soon'"),
+        (["--device", "tpu"], "device 'tpu'"),
+        (["--layers", "0"], "layers must be"),
+        (["--seq-len", "5000", "--corpus", "SMALL"], "needs at least"),
+        (["--split", "0.5", "0.1", "0.1"], "add up to 1"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(args, message, small_text_file, tmp_path):
+    args = [str(small_text_file) if a == "SMALL" else a for a in args]
+    proc = run_cli("train", "--out", str(tmp_path / "o"), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("harness: error:")
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["train", "--device", "cuda"]) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err

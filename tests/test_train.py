@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+import torch
+
+from harness.checkpoint import load_checkpoint
+from harness.config import Budget, TrainConfig
+from harness.errors import HarnessError
+from harness.models import FAMILIES, build_model
+from harness.train import Trainer, evaluate, train
+
+TINY = dict(embedding_dim=32, hidden_dim=64, layers=2, dropout=0.1, seq_len=32, batch_size=16, lr=3e-3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_beats_the_unigram_model(small_corpus, family, tmp_path):
+    result = train(TrainConfig(model=family, **TINY), small_corpus, Budget.parse("120k"), out_dir=tmp_path, evals=2)
+    assert result.status == "completed"
+    assert result.best.bpc < small_corpus.unigram_entropy_bits() - 0.3, (family, result.best.bpc)
+    assert result.train_chars >= 120_000
+    assert len(result.curve) == 2
+
+
+def slow_reference_nll(model, tokens, streams):
+    """Character by character, log-softmax by hand, same partition into streams as `evaluate`."""
+    model.eval()
+    n_targets = len(tokens) - 1
+    length = n_targets // streams
+    rows = [(s * length, (s + 1) * length) for s in range(streams)]
+    if streams * length < n_targets:
+        rows.append((streams * length, n_targets))
+    total = 0.0
+    with torch.no_grad():
+        for start, end in rows:
+            state = None
+            for i in range(start, end):
+                logits, state = model(tokens[i : i + 1].view(1, 1), state)
+                logits = logits[0, 0].double()
+                total -= float(logits[tokens[i + 1]] - torch.logsumexp(logits, 0))
+    return total / n_targets
+
+
+@pytest.mark.parametrize("family", ["lstm", "residual_rnn", "mlp"])
+def test_evaluation_equals_slow_reference(small_corpus, family):
+    torch.manual_seed(0)
+    model = build_model(family, len(small_corpus.vocab), 16, 24, 2, 0.0)
+    tokens = small_corpus.val[:403]  # 402 targets: 5 streams of 80 plus a remainder of 2
+    fast = evaluate(model, tokens, streams=5, chunk=37)
+    assert fast == pytest.approx(slow_reference_nll(model, tokens, 5), rel=1e-5)
+    assert math.isfinite(fast)
+
+
+def test_deterministic_on_cpu(small_corpus):
+    config = TrainConfig(model="lstm", **TINY)
+    a = train(config, small_corpus, Budget.parse("20k"), evals=2)
+    b = train(config, small_corpus, Budget.parse("20k"), evals=2)
+    assert [p.loss for p in a.curve] == [p.loss for p in b.curve]
+    c = train(TrainConfig(model="lstm", **{**TINY, "dropout": 0.1}, seed=7), small_corpus, Budget.parse("20k"), evals=2)
+    assert [p.loss for p in c.curve] != [p.loss for p in a.curve]
+
+
+def test_best_checkpoint_is_the_best_point_and_loads_safely(small_corpus, tmp_path):
+    result = train(TrainConfig(model="gru", **TINY), small_corpus, Budget.parse("30k"), out_dir=tmp_path, evals=3)
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.meta["best"]["step"] == result.best.step
+    assert ckpt.config.model == "gru"
+    assert ckpt.vocab.chars == small_corpus.vocab.chars
+    assert evaluate(ckpt.model, small_corpus.val) == pytest.approx(result.best.loss, rel=1e-6)
+    assert result.best.loss == min(p.loss for p in result.curve)
+
+
+class _Exploit:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_loading_refuses_code(tmp_path):
+    bad = tmp_path / "evil.pt"
+    torch.save({"format": "harness-checkpoint-v1", "x": _Exploit(tmp_path / "pwned")}, bad)
+    with pytest.raises(HarnessError, match="not a readable harness checkpoint"):
+        load_checkpoint(bad)
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "junk.pt").write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(HarnessError):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(HarnessError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+
+
+def test_nan_stops_the_run_with_a_status(small_corpus):
+    trainer = Trainer(TrainConfig(model="lstm", **TINY), small_corpus, Budget.parse("50k"), torch.device("cpu"))
+    with torch.no_grad():
+        trainer.model.head.bias[0] = float("nan")
+    result = trainer.run()
+    assert result.status == "diverged"
+    assert "nan" in result.reason
+    assert result.best is None
+
+
+def test_eval_callback_can_stop_the_run(small_corpus):
+    seen = []
+
+    def on_eval(point):
+        seen.append(point.index)
+        return point.index == 2
+
+    result = train(TrainConfig(model="mlp", **TINY), small_corpus, Budget.parse("100k"), evals=5, on_eval=on_eval)
+    assert result.status == "pruned"
+    assert seen == [1, 2]
+    assert result.train_chars < 100_000
+
+
+def test_seconds_budget_counts_synchronized_training_time(small_corpus):
+    result = train(TrainConfig(model="mlp", **TINY), small_corpus, Budget.parse("1.5s"), evals=3)
+    assert 1.5 <= result.train_seconds < 2.0
+    assert result.device_seconds == pytest.approx(result.train_seconds + result.eval_seconds)
+    assert result.summary()["train_chars_per_s"] == pytest.approx(result.train_chars / result.train_seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "amount"),
+    [("90s", "seconds", 90), ("5m", "seconds", 300), ("8h", "seconds", 28800), ("500k", "tokens", 5e5),
+     ("2M", "tokens", 2e6), ("1000tok", "tokens", 1000), ("3ep", "epochs", 3), ("0.5epochs", "epochs", 0.5)],
+)
+def test_budget_parsing(text, kind, amount):
+    assert Budget.parse(text) == Budget(kind, amount)
+
+
+@pytest.mark.parametrize("text", ["", "fast", "5x", "0s", "-3s"])
+def test_bad_budgets(text):
+    with pytest.raises(HarnessError, match="budget"):
+        Budget.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"model": "transformer"}, "model 'transformer'"), ({"layers": 0}, "layers"), ({"dropout": 1.0}, "dropout"),
+     ({"lr": -1.0}, "lr"), ({"batch_size": 2.5}, "batch_size")],
+)
+def test_bad_configs(change, message):
+    with pytest.raises(HarnessError, match=message):
+        TrainConfig(**change).validate()
