@@ -218,11 +218,131 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_sweep_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="run (or resume) an Optuna study from a study file",
+                       description="Run an Optuna study over the study file's search space; the same command resumes.")
+    p.add_argument("study", type=Path, help="study file (TOML), e.g. studies/demo.toml")
+    p.add_argument("--trials", type=int, default=None, help="planned trials in the study (overrides the file)")
+    p.add_argument("--timeout", default=None, help="stop starting trials after this long, e.g. 8h (overrides the file)")
+    p.add_argument("--storage", default=None,
+                   help="postgresql://user@host/db to share one study between machines (default: a journal "
+                        "file in the results directory)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (default: the study file's, else auto)")
+    p.add_argument("--corpus", default=None, help="corpus spec instead of the study file's (e.g. a local copy)")
+    p.add_argument("--results", type=Path, default=None, help="results directory (default results/<study name>)")
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--plain-progress", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_sweep)
+
+    s = sub.add_parser("status", help="table of a study's trials and its best configuration",
+                       description="Print the trials of a running or finished study.")
+    s.add_argument("target", type=Path, help="study file (TOML) or its results directory")
+    s.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
+    s.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
+    s.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    s.set_defaults(handler=cmd_status)
+
+
+def load_study_target(target: Path, results: Path | None, storage: str | None):
+    """A study file or a results directory -> (spec or None, the Optuna study)."""
+    from harness.study import SweepOptions, open_study, results_dir_for
+    from harness.studyfile import StudySpec, load_study
+
+    if target.is_dir():
+        import optuna
+
+        from harness.storage import JOURNAL_NAME, open_storage
+
+        if storage is None and not (target / JOURNAL_NAME).exists():
+            raise HarnessError(f"{target} holds no {JOURNAL_NAME}; give the study's results directory or its TOML file")
+        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(target, storage))]
+        if not names:
+            raise HarnessError(f"no study in {storage or target}")
+        name = target.name if target.name in names else names[0]
+        spec = StudySpec(path=None, name=name)
+        options = SweepOptions(results_dir=target, storage_url=storage)
+        return None, open_study(spec, options, create=False)
+    spec = load_study(target)
+    options = SweepOptions(results_dir=results_dir_for(spec, results), storage_url=storage)
+    return spec, open_study(spec, options, create=False)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness.config import parse_duration
+    from harness.study import SweepOptions, results_dir_for, run_sweep
+    from harness.studyfile import load_study
+
+    spec = load_study(args.study)
+    if args.corpus:
+        spec.corpus = args.corpus
+    if args.trials is not None and args.trials < 1:
+        raise HarnessError(f"--trials must be at least 1, got {args.trials}")
+    if args.workers < 1:
+        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
+    options = SweepOptions(
+        results_dir=results_dir_for(spec, args.results), storage_url=args.storage, device=args.device,
+        trials=args.trials, timeout=parse_duration(args.timeout, "--timeout") if args.timeout else None,
+        workers=args.workers, worker_index=args.worker_index, plain_progress=args.plain_progress,
+    )
+    resolve_device(options.device if options.device != "auto" else spec.device)
+    argv = ["sweep", str(args.study), "--device", args.device, "--results", str(options.results_dir)]
+    for flag, value in (("--trials", args.trials), ("--timeout", args.timeout), ("--storage", args.storage),
+                        ("--corpus", args.corpus)):
+        if value is not None:
+            argv += [flag, str(value)]
+    code = run_sweep(spec, options, argv)
+    if args.worker_index is None and code in (0, 3):
+        from harness.study import open_study, status_summary
+
+        print_status(status_summary(open_study(spec, options, create=False)))
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.study import status_summary
+
+    _, study = load_study_target(args.target, args.results, args.storage)
+    summary = status_summary(study)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_status(summary)
+    return 0
+
+
+def print_status(summary: dict) -> None:
+    trials = summary["trials"]
+    keys = sorted({k for t in trials for k in t["params"]})
+    widths = {k: max(len(k), 8) for k in keys}
+    header = f"{'#':>4} {'state':<9}" + "".join(f" {k:>{widths[k]}}" for k in keys) + f" {'bpc':>8} {'device-s':>9}  reason"
+    print(f"study {summary['study']}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary["counts"].items())))
+    print(header)
+    for t in trials:
+        cells = "".join(f" {_param_cell(t['params'].get(k)):>{widths[k]}}" for k in keys)
+        bpc = f"{t['bpc']:.4f}" if isinstance(t["bpc"], float) and math.isfinite(t["bpc"]) else "-"
+        secs = f"{t['device_seconds']:.1f}" if t["device_seconds"] is not None else "-"
+        print(f"{t['number']:>4} {t['state']:<9}{cells} {bpc:>8} {secs:>9}  {t['reason'] or ''}")
+    best = summary["best"]
+    if best:
+        params = ", ".join(f"{k}={_param_cell(v)}" for k, v in best["params"].items())
+        print(f"best: trial {best['number']}, {best['bpc']:.4f} bpc held-out; {params}")
+    else:
+        print("best: no trial has completed yet")
+
+
+def _param_cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_generate_parsers(sub)
+    add_sweep_parsers(sub)
     return parser
 
 

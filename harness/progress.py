@@ -28,9 +28,11 @@ def format_rate(value: float) -> str:
 class ProgressLine:
     """Redraws one line in place on a TTY; elsewhere prints a line every `interval` seconds."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 10.0, width: int = 20):
+    def __init__(self, stream: TextIO | None = None, interval: float = 10.0, width: int = 20, plain: bool = False,
+                 prefix: str = ""):
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.tty = self.stream.isatty() and not plain
+        self.prefix = prefix
         self.interval, self.width = interval, width
         self.last_print = 0.0
         self.drawn = False
@@ -44,7 +46,7 @@ class ProgressLine:
             self.stream.flush()
             self.drawn = True
         elif now - self.last_print >= self.interval:
-            self.stream.write(f"{fraction * 100:3.0f}% {text}\n")
+            self.stream.write(f"{self.prefix}{fraction * 100:3.0f}% {text}\n")
             self.stream.flush()
             self.last_print = now
 

@@ -1,0 +1,106 @@
+"""Every kind of bad study file gives a message that names the file and the key, and nothing starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.studyfile import load_study
+
+GOOD = """
+[study]
+name = "ok"
+trials = 3
+
+[budget]
+per_trial = "10s"
+
+[fixed]
+model = "lstm"
+
+[space.hidden_dim]
+type = "int"
+low = 32
+high = 128
+log = true
+"""
+
+CASES = [
+    ("[study]\nname = \"x\"\ntrials = \"many\"\n", r"\[study\] trials: must be a whole number, got 'many'"),
+    ("[study]\ntrails = 3\n", r"\[study\] trails: unknown key; allowed keys are"),
+    ("[sutdy]\n", r"\[top level\] sutdy: unknown key"),
+    ("[study]\nsampler = \"bayes\"\n", r"\[study\] sampler: 'bayes' is not one of tpe, random, grid, gp, cmaes"),
+    ("[study]\npruner = \"asha\"\n", r"\[study\] pruner: 'asha' is not one of hyperband, median, none"),
+    ("[study]\ntimeout = \"forever\"\n", r"\[study\] timeout: .*budget 'forever' is not understood"),
+    ("[study]\nsplit = [0.9, 0.2, 0.1]\n", r"\[study\] split: .*add up to 1"),
+    ("[budget]\nper_trial = \"ten seconds\"\n", r"\[budget\] per_trial:"),
+    ("[budget]\nevals = 0\n", r"\[budget\] evals: must be at least 1"),
+    ("[fixed]\nhidden = 3\n", r"\[fixed\] hidden: unknown key"),
+    ("[fixed]\nmodel = \"transformer\"\n", r"\[fixed\] model: model 'transformer' is not a model family"),
+    ("[fixed]\ndropout = 1.5\n", r"\[fixed\] dropout: dropout must be in \[0, 1\)"),
+    ("[fixed]\nlayers = 2.5\n", r"\[fixed\] layers: must be a whole number"),
+    ("[fixed]\nlr = 0.01\n[space.lr]\ntype = \"float\"\nlow = 0.001\nhigh = 0.1\n", r"\[space.lr\]: is also set in \[fixed\]"),
+    ("[space.hidden_dim]\ntype = \"int\"\nlow = 256\nhigh = 32\n", r"\[space.hidden_dim\]: low must be below high"),
+    ("[space.hidden_dim]\ntype = \"float\"\nlow = 32\nhigh = 64\n", r"\[space.hidden_dim\] type: hidden_dim is a whole number"),
+    ("[space.lr]\ntype = \"float\"\nlow = 0.0\nhigh = 0.1\nlog = true\n", r"\[space.lr\] low: a log-scale range must start above 0"),
+    ("[space.lr]\ntype = \"float\"\nhigh = 0.1\n", r"\[space.lr\] low: is required"),
+    ("[space.lr]\ntype = \"uniform\"\nlow = 0.1\nhigh = 0.2\n", r"\[space.lr\] type: must be \"int\", \"float\" or \"categorical\""),
+    ("[space.dropout]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n", r"\[space.dropout\]: dropout must be in \[0, 1\)"),
+    ("[space.model]\ntype = \"categorical\"\nchoices = []\n", r"\[space.model\] choices: must be a non-empty list"),
+    ("[space.model]\ntype = \"categorical\"\nchoices = [\"lstm\", \"tcn\"]\n", r"\[space.model\]: model 'tcn'"),
+    ("[space.colour]\ntype = \"categorical\"\nchoices = [1]\n", r"\[space\] colour: unknown key"),
+    ("[study]\nsampler = \"grid\"\n[space.lr]\ntype = \"float\"\nlow = 0.001\nhigh = 0.1\n", r"grid sampler needs a finite grid"),
+    ("[generate]\ntemperatures = []\n", r"\[generate\] temperatures: must be a non-empty list"),
+    ("[study\nname = 1\n", r"not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), CASES)
+def test_bad_study_files(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(HarnessError, match=message) as err:
+        load_study(path)
+    assert str(path) in str(err.value)
+
+
+def test_good_study_file_and_defaults(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD)
+    spec = load_study(path)
+    assert spec.name == "ok" and spec.trials == 3 and spec.budget.amount == 10
+    assert spec.space["hidden_dim"].log and spec.sampler == "tpe" and spec.pruner == "hyperband"
+
+
+def test_grid_study_counts_its_grid(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text("[study]\nsampler = \"grid\"\n[space.layers]\ntype = \"int\"\nlow = 1\nhigh = 3\n"
+                    "[space.model]\ntype = \"categorical\"\nchoices = [\"lstm\", \"gru\"]\n")
+    spec = load_study(path)
+    from harness.studyfile import grid_size
+
+    assert grid_size(spec) == 6
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parent.parent / "studies").glob("*.toml")))
+def test_shipped_studies_are_valid(name):
+    spec = load_study(Path(__file__).parent.parent / "studies" / name)
+    assert spec.space
+
+
+def test_cli_bad_study_exits_2_and_writes_nothing(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[study]\ntrials = 0\n")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(path), "--results", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f"{path}: [study] trials: must be at least 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()
+    missing = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(tmp_path / "none.toml")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
