@@ -1,0 +1,82 @@
+"""Two workers sharing one study through a real PostgreSQL server that this test starts and stops."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from optuna.trial import TrialState
+from sweep_helpers import load, write_study
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """The server refuses to run as root; tests run as root in CI, so switch to the postgres user there."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed; .ci/run installs them")
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed: pip install -e '.[dev]'")
+    root = tempfile.mkdtemp(prefix="harness-pg-")
+    os.chmod(root, 0o777)
+    data = os.path.join(root, "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(_as_postgres([initdb, "-D", data, "-A", "trust", "-U", "postgres"]), check=True,
+                   capture_output=True)
+    subprocess.run(_as_postgres([pg_ctl, "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",
+                                 f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_on_postgresql_run_each_planned_trial_once(tmp_path, small_text_file, postgres_url):
+    study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg", trials=6, pruner="none")
+    results = tmp_path / "res"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results),
+                           "--storage", postgres_url, "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = load(results, "pg", postgres_url).get_trials()
+    assert len(trials) == 6
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["fingerprint"]["pid"] for t in trials}) == 2
+    assert not (results / "study.journal").exists()  # everything went to the database
+
+    status = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(study_file), "--results",
+                             str(results), "--storage", postgres_url], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "6 complete" in status.stdout
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path, small_text_file):
+    pytest.importorskip("psycopg2")
+    study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--storage",
+                           "postgresql+psycopg2://nobody:secret@127.0.0.1:9/none", "--results", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "cannot open storage" in proc.stderr and "secret" not in proc.stderr
+    assert "Traceback" not in proc.stderr
