@@ -84,18 +84,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                  f"unigram baseline {corpus.unigram_entropy_bits():.3f} bpc")
     line.message(f"{config.model} on {device}, budget {budget}, writing to {out}")
 
+    from harness.telemetry import Telemetry, cost_summary
+
+    telemetry = Telemetry(device)
+
     def on_progress(p) -> None:
         val = f" | val {p.last_val_bpc:.3f} bpc" if p.last_val_bpc is not None else ""
         line.update(p.fraction, f"step {p.step} | loss {p.loss:.3f} | {format_rate(p.chars_per_s)} chars/s"
-                                f"{val} | {format_seconds(p.eta_seconds)} left")
+                                f"{val} | {live_device_text(telemetry.latest())}{format_seconds(p.eta_seconds)} left")
 
     def on_eval(point) -> None:
         line.message(f"eval {point.index:>2}: step {point.step:>6}  val {point.loss:.4f} nats  "
                      f"{point.bpc:.4f} bpc  ppl {point.ppl:.3f}  at {point.device_seconds:.1f} device-s")
 
     try:
-        result = train(config, corpus, budget, device, out_dir=out, evals=args.evals, amp=args.amp,
-                       on_eval=on_eval, on_progress=on_progress)
+        with telemetry:
+            result = train(config, corpus, budget, device, out_dir=out, evals=args.evals, amp=args.amp,
+                           on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
     except KeyboardInterrupt:
         line.close()
         kept = out / "best.pt"
@@ -104,12 +109,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     line.close()
     summary = result.summary()
+    summary["telemetry"] = cost_summary(telemetry, summary)
+    summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(out / "telemetry.csv"))
     (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary))
     else:
         print_train_summary(summary, out)
     return 0 if result.status == "completed" else 1
+
+
+def live_device_text(sample: dict) -> str:
+    """GPU utilization and power beside the progress bar, or the process's CPU use without a GPU."""
+    if sample.get("gpu_util") is not None:
+        power = f" {sample['power_w']:.0f} W" if sample.get("power_w") is not None else ""
+        return f"GPU {sample['gpu_util']:.0f}%{power} | "
+    if sample.get("cpu_util") is not None:
+        return f"CPU {sample['cpu_util']:.0f}% | "
+    return ""
 
 
 def print_train_summary(s: dict, out: Path) -> None:
@@ -126,6 +143,20 @@ def print_train_summary(s: dict, out: Path) -> None:
     print(f"device-seconds    {s['device_seconds']:.2f} (train {s['train_seconds']:.2f} + eval {s['eval_seconds']:.2f}); "
           f"wall {s['wall_seconds']:.2f}")
     print(f"parameters        {s['params']:,} on {s['device']}")
+    t = s["telemetry"]
+    util = "GPU" if t["util_source"] == "gpu_util" else "process CPU"
+    energy = (f"{t['energy_j']:.1f} J ({t['joules_per_char'] * 1e3:.3f} mJ/char training)"
+              if t["energy_j"] is not None and t["joules_per_char"] is not None else "not measured on this device")
+    power = f"; power mean {fmt(t['power_mean_w'], '.0f')} W" if t["telemetry_source"] == "nvml" else ""
+    print(f"device            {t['telemetry_device']}: {util} utilization mean {fmt(t['util_mean'], '.0f')}%, "
+          f"p95 {fmt(t['util_p95'], '.0f')}%{power}")
+    print(f"energy            {energy}")
+    peak = f"{t['peak_mem_bytes'] / 2**20:,.0f} MiB ({t['peak_mem_source']})" if t["peak_mem_bytes"] else "-"
+    print(f"peak memory       {peak}")
+    print(f"MFU               {fmt(t['mfu'] * 100 if t['mfu'] is not None else None, '.2f')}% of the measured "
+          f"{t['matmul_tflops']:.2f} TFLOP/s matmul rate")
+    if t["unsupported"]:
+        print(f"not reported      {', '.join(t['unsupported'])} (the device answered NotSupported)")
     print(f"checkpoint        {s['checkpoint'] or '-'}")
     print(f"result            {out / 'result.json'}")
 
@@ -243,9 +274,19 @@ def add_sweep_parsers(sub) -> None:
     s.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     s.set_defaults(handler=cmd_status)
 
+    r = sub.add_parser("report", help="tables, figures and one HTML/Markdown report of a study",
+                       description="Write results/<study>/report/: tables, seaborn figures, report.html and report.md.")
+    r.add_argument("target", type=Path, help="study file (TOML) or its results directory")
+    r.add_argument("--out", type=Path, default=None, help="report directory (default <results>/report)")
+    r.add_argument("--format", default="png,svg", help="figure formats besides PNG: png,svg,pdf (default png,svg)")
+    r.add_argument("--top", type=int, default=10, help="rows in the top tables (default 10)")
+    r.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
+    r.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
+    r.set_defaults(handler=cmd_report)
+
 
 def load_study_target(target: Path, results: Path | None, storage: str | None):
-    """A study file or a results directory -> (spec or None, the Optuna study)."""
+    """A study file or a results directory -> (its results directory, the Optuna study)."""
     from harness.study import SweepOptions, open_study, results_dir_for
     from harness.studyfile import StudySpec, load_study
 
@@ -262,10 +303,10 @@ def load_study_target(target: Path, results: Path | None, storage: str | None):
         name = target.name if target.name in names else names[0]
         spec = StudySpec(path=None, name=name)
         options = SweepOptions(results_dir=target, storage_url=storage)
-        return None, open_study(spec, options, create=False)
+        return target, open_study(spec, options, create=False)
     spec = load_study(target)
     options = SweepOptions(results_dir=results_dir_for(spec, results), storage_url=storage)
-    return spec, open_study(spec, options, create=False)
+    return options.results_dir, open_study(spec, options, create=False)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -308,6 +349,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print_status(summary)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import build_report
+
+    if args.top < 1:
+        raise HarnessError(f"--top must be at least 1, got {args.top}")
+    results_dir, study = load_study_target(args.target, args.results, args.storage)
+    out = args.out or results_dir / "report"
+    report = build_report(study, out, [f.strip() for f in args.format.split(",")], args.top)
+    if report.partial:
+        print("harness: note: the study is still running; this is a partial report", file=sys.stderr)
+    print(f"report of {len(report.frame)} trials written to {out} in {report.seconds:.1f} s")
+    print(f"  {out / 'report.html'} (self-contained), {out / 'report.md'}")
+    print(f"  tables: trials.csv, trials.parquet, top.md, top.tex, param_summary.md; "
+          f"figures: {', '.join(sorted({p.stem for p in report.files if p.suffix == '.png'}))}")
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from harness.metrics import Reference
 from harness.progress import ProgressLine, format_seconds
 from harness.storage import open_storage, trial_slot_lock
 from harness.studyfile import StudySpec, grid_values
+from harness.telemetry import Telemetry, cost_summary
 from harness.train import Trainer
 
 # We drive Optuna's heartbeat ourselves (ask/tell, not Study.optimize) and use its retry callback.
@@ -214,20 +216,24 @@ class TrialRunner:
             self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
                                          f"{format_seconds(p.eta_seconds)} left in trial | {self.status_text}")
 
-        trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
-                          on_eval=on_eval, on_progress=on_progress)
-        if fault == "oom":
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by HARNESS_INJECT_FAULTS)")
-        if fault == "error":
-            raise RuntimeError("injected failure (HARNESS_INJECT_FAULTS)")
-        if fault == "nan":
-            with torch.no_grad():
-                next(trainer.model.parameters()).fill_(float("nan"))
-        result = trainer.run()
-        summary = result.summary()
-        del trainer, result
-        if summary["checkpoint"] and spec.generate.enabled and summary["status"] != "diverged":
-            summary["generation"] = self.generate(summary["checkpoint"])
+        with Telemetry(self.device) as telemetry:
+            trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
+                              on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
+            if fault == "oom":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by HARNESS_INJECT_FAULTS)")
+            if fault == "error":
+                raise RuntimeError("injected failure (HARNESS_INJECT_FAULTS)")
+            if fault == "nan":
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+            result = trainer.run()
+            summary = result.summary()
+            del trainer, result
+            if summary["checkpoint"] and spec.generate.enabled and summary["status"] != "diverged":
+                with telemetry.window("generation"):
+                    summary["generation"] = self.generate(summary["checkpoint"])
+        summary["telemetry"] = cost_summary(telemetry, summary)
+        summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
@@ -245,11 +251,19 @@ class TrialRunner:
     def outcome(self, trial: Trial, s: dict) -> tuple[TrialState, list[float] | None]:
         for key in ("val_bpc", "val_ppl", "final_val_bpc", "final_val_ppl", "best_step", "train_chars_per_s",
                     "train_seconds", "eval_seconds", "device_seconds", "wall_seconds", "steps", "train_chars",
-                    "params", "flops_per_char", "achieved_tflops", "peak_mem_bytes", "device", "budget",
+                    "params", "vocab_size", "flops_per_char", "achieved_tflops", "peak_mem_bytes", "device", "budget",
                     "checkpoint", "fingerprint", "status"):
             trial.set_user_attr(key, s[key])
         if "generation" in s:
             trial.set_user_attr("generation", s["generation"])
+        t = s["telemetry"]
+        for key in ("energy_j", "energy_j_integrated", "joules_per_char", "util_mean", "util_p95", "util_source",
+                    "power_mean_w", "mfu", "matmul_tflops", "telemetry_device", "telemetry_source", "unsupported",
+                    "phases", "samples_csv", "energy_scope"):
+            trial.set_user_attr(key, t[key])
+        if t["peak_mem_bytes"] is not None:
+            trial.set_user_attr("peak_mem_bytes", t["peak_mem_bytes"])
+            trial.set_user_attr("peak_mem_source", t["peak_mem_source"])
         if s["status"] == "diverged":
             trial.set_user_attr("reason", f"diverged: {s['reason']}")
             trial.set_constraint("finite_loss", 1.0)
@@ -261,8 +275,7 @@ class TrialRunner:
         if self.spec.second_objective == "device_seconds":
             values.append(s["device_seconds"])
         elif self.spec.second_objective == "energy_j":
-            energy = s.get("energy_j")
-            values.append(energy if energy is not None else s["device_seconds"])
+            values.append(t["energy_j"] if t["energy_j"] is not None else math.inf)
         return TrialState.COMPLETE, values
 
 
@@ -271,6 +284,9 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> int:
     device = resolve_device(options.device if options.device != "auto" else spec.device)
     corpus = load_corpus(spec.corpus, spec.corpus_options)
     corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
+    if spec.second_objective == "energy_j" and not Telemetry(device).gpu:
+        raise HarnessError(f"second_objective energy_j needs NVML's energy counter, and {device} has none; use "
+                           f"second_objective = \"device_seconds\" on this machine")
     index = options.worker_index or 0
     study = open_study(spec, options, seed=spec.seed + 1000 * index)
     planned = options.trials or spec.trials

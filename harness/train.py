@@ -79,6 +79,7 @@ class TrainResult:
     budget: str
     device: str
     params: int
+    vocab_size: int = 0
     steps: int = 0
     train_chars: int = 0
     train_seconds: float = 0.0
@@ -121,6 +122,7 @@ class TrainResult:
             "steps": self.steps,
             "train_chars": self.train_chars,
             "params": self.params,
+            "vocab_size": self.vocab_size,
             "flops_per_char": self.flops_per_char,
             "achieved_tflops": self.flops_per_char * self.train_chars_per_s / 1e12,
             "peak_mem_bytes": self.peak_mem_bytes,
@@ -219,7 +221,7 @@ class Trainer:
         self.epoch_chars = chars_per_epoch(len(self.train_data), config.batch_size)
         self.result = TrainResult(
             status="completed", reason=None, config=config.to_dict(), budget=str(budget), device=str(device),
-            params=count_params(self.model), fingerprint=fingerprint(device),
+            params=count_params(self.model), vocab_size=len(corpus.vocab), fingerprint=fingerprint(device),
             flops_per_char=flops_per_char(config.model, len(corpus.vocab), config.embedding_dim,
                                           config.hidden_dim, config.layers),
         )
@@ -235,6 +237,16 @@ class Trainer:
     def window(self, name: str):
         return self.telemetry.window(name) if self.telemetry is not None else nullcontext()
 
+    def begin_training(self) -> float:
+        """Start a training segment: telemetry's window and the trainer's clock open at the same sync."""
+        if self.telemetry is not None:
+            self.telemetry.begin("training")
+        return synced_clock(self.device)
+
+    def end_training(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.end("training")
+
     def run(self) -> TrainResult:
         r, config, model = self.result, self.config, self.model
         wall_start = time.perf_counter()
@@ -243,7 +255,7 @@ class Trainer:
         model.train()
         loss_sum = torch.zeros((), device=self.device)
         loss_steps, next_eval, stop = 0, 1, False
-        segment_start = synced_clock(self.device)
+        segment_start = self.begin_training()
         last_sync = segment_start
         train_before_segment = 0.0
 
@@ -275,18 +287,20 @@ class Trainer:
                 mean_loss = float(loss_sum) / loss_steps
                 if not math.isfinite(mean_loss):
                     r.status, r.reason = "diverged", f"training loss became {mean_loss} at step {r.steps}"
+                    self.end_training()
                     stop = True
                     break
                 self.report_progress(mean_loss)
                 loss_sum.zero_()
                 loss_steps = 0
                 if self.fraction_done() >= next_eval / self.evals:
+                    self.end_training()
                     train_before_segment = r.train_seconds
                     stop = self.evaluate(next_eval) or self.fraction_done() >= 1.0
                     next_eval += 1
-                    segment_start = last_sync = synced_clock(self.device)
                     if stop:
                         break
+                    segment_start = last_sync = self.begin_training()
 
         if self.device.type == "cuda":
             r.peak_mem_bytes = torch.cuda.max_memory_allocated(self.device)

@@ -39,6 +39,12 @@ def test_tiny_study_completes_and_records_everything(tmp_path, small_text_file, 
                 "peak_mem_bytes", "fingerprint", "checkpoint"):
         assert key in a, key
     assert a["fingerprint"]["torch"] and a["fingerprint"]["host"]
+    # telemetry: CPU figures on this machine, phases split, samples saved beside the trial
+    assert a["telemetry_source"] == "cpu" and a["util_source"] == "cpu_util" and a["util_mean"] > 0
+    assert a["energy_j"] is None and a["peak_mem_bytes"] > 0
+    assert a["phases"]["training"]["seconds"] == pytest.approx(a["train_seconds"], rel=0.05, abs=0.02)
+    assert a["phases"]["generation"]["windows"] == 1
+    assert Path(a["samples_csv"]).exists() and a["mfu"] > 0
     assert Path(a["checkpoint"]).exists() and (Path(a["trial_dir"]) / "result.json").exists()
     gen = a["generation"]["temperatures"]
     assert [g["temperature"] for g in gen] == [0.0, 1.0]

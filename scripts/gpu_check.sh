@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# GPU check (about 5 minutes on one GPU): telemetry on CUDA for the course's configuration, the
+# course recipe against the harness trainer, and a 4-trial sweep, with what NVML could not report.
+# Usage: bash scripts/gpu_check.sh [OUT_DIR]     (needs a CUDA build of torch: see README)
+set -euo pipefail
+out="${1:-${OUT:-results/gpu-check}}"
+mkdir -p "$out"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
+python - <<'PY'
+import torch
+assert torch.cuda.is_available(), "torch sees no CUDA GPU: install a CUDA build of torch (README)"
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "device", torch.cuda.get_device_name())
+PY
+
+summarize() {
+  python - "$1" "$2" <<'PY'
+import json, sys
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+t = s["telemetry"]
+fmt = lambda v, f: "-" if v is None else format(v, f)
+print(f"== {sys.argv[2]}: held-out {fmt(s['val_bpc'], '.4f')} bpc, {s['train_chars_per_s']:,.0f} chars/s, "
+      f"{s['device_seconds']:.1f} device-s")
+print(f"   GPU util mean {fmt(t['util_mean'], '.1f')}% p95 {fmt(t['util_p95'], '.1f')}%, power {fmt(t['power_mean_w'], '.1f')} W, "
+      f"energy {fmt(t['energy_j'], '.1f')} J ({fmt(t['joules_per_char'] and t['joules_per_char'] * 1e3, '.4f')} mJ/char), "
+      f"peak mem {fmt(t['peak_mem_bytes'] and t['peak_mem_bytes'] / 2**20, ',.0f')} MiB ({t['peak_mem_source']}), "
+      f"MFU {fmt(t['mfu'] and t['mfu'] * 100, '.2f')}% of {t['matmul_tflops']:.1f} TFLOP/s measured")
+print(f"   unsupported NVML fields: {', '.join(t['unsupported']) or 'none'}")
+PY
+}
+
+echo "--- 1. course configuration (E128 H256 L2, seq 50, batch 32), 60 s on CUDA"
+harness train --device cuda --budget 60s --evals 4 --out "$out/course" --json > "$out/course.json"
+summarize "$out/course.json" "course configuration"
+
+echo "--- 2. larger batch and sequence (E128 H512 L2, seq 128, batch 256), 45 s on CUDA"
+harness train --device cuda --hidden-dim 512 --seq-len 128 --batch-size 256 --lr 2e-3 --budget 45s --evals 3 \
+  --out "$out/large" --json > "$out/large.json"
+summarize "$out/large.json" "large batch"
+
+echo "--- 3. course recipe (overlapping windows, DataLoader) vs harness train, 30 s each"
+python scripts/bench_train.py --seconds 30 --device cuda
+
+echo "--- 4. four-trial sweep with telemetry"
+harness sweep studies/demo.toml --device cuda --trials 4 --results "$out/sweep"
+harness status "$out/sweep" --json | tail -1 > "$out/sweep-status.json"
+python - "$out/sweep" <<'PY'
+import sys, optuna
+from pathlib import Path
+from harness.storage import open_storage
+study = optuna.load_study(study_name="demo", storage=open_storage(Path(sys.argv[1])))
+for t in study.trials:
+    a = t.user_attrs
+    print(f"trial {t.number} {t.state.name}: util {a.get('util_mean')}, chars/s {a.get('train_chars_per_s')}, "
+          f"energy {a.get('energy_j')} J, unsupported {a.get('unsupported')}")
+PY

@@ -1,0 +1,109 @@
+"""The report on a synthetic study with known numbers, a hostile sample, no finished trial, a running study."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from report_helpers import HOSTILE, make_study
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.report import build_report, pareto_mask
+
+ROWS = [  # state, bpc, device-seconds, hidden_dim, model
+    ("COMPLETE", 2.0, 100.0, 64, "lstm"),
+    ("COMPLETE", 1.8, 200.0, 256, "gru"),
+    ("COMPLETE", 2.2, 50.0, 32, "lstm"),
+    ("COMPLETE", 1.9, 300.0, 512, "gru"),   # dominated by #1
+    ("COMPLETE", 2.5, 60.0, 16, "lstm"),    # dominated by #2
+    ("PRUNED", 3.0, 20.0, 128, "gru"),
+    ("FAIL", 9.9, 1.0, 64, "lstm"),
+]
+FIGURES = ["pareto", "learning_curves", "param_effects", "importance", "throughput", "device_timeseries",
+           "text_metrics", "progress"]
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    telemetry = tmp_path / "telemetry"
+    telemetry.mkdir()
+    return make_study(tmp_path / "res", ROWS, telemetry_dir=telemetry)
+
+
+def test_tables_match_hand_computed_values(synthetic, tmp_path):
+    out = tmp_path / "report"
+    report = build_report(synthetic, out, ["png", "svg", "pdf"], top_k=3)
+    frame = report.frame.set_index("number")
+    assert not report.partial
+    assert set(frame.index[frame["pareto"]]) == {0, 1, 2}
+    assert frame.loc[[1, 3, 0, 2, 4], "rank_bpc"].tolist() == [1, 2, 3, 4, 5]
+    # efficiency = (log2(64) - bpc) / device-seconds
+    assert frame.loc[2, "efficiency_bits_per_device_s"] == pytest.approx((6 - 2.2) / 50)
+    assert frame.loc[[2, 4, 0, 1, 3], "rank_efficiency"].tolist() == [1, 2, 3, 4, 5]
+    assert frame.loc[1, "best_ppl"] == pytest.approx(2**1.8)
+    assert math.isnan(frame.loc[5, "rank_bpc"]) and frame.loc[6, "state"] == "FAIL"
+    assert frame.loc[6, "reason"] == "RuntimeError: boom"
+
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 7 and set(trials["state"]) == {"COMPLETE", "PRUNED", "FAIL"}
+    assert len(pd.read_parquet(out / "trials.parquet")) == 7
+    top = (out / "top.md").read_text()
+    by_bpc = top.split("## Top 3 by efficiency")[0]
+    assert [line.split("|")[1].strip() for line in by_bpc.splitlines() if line.startswith("| ") and "---" not in line][1:] \
+        == ["1", "3", "0"]
+    assert "bpc (bits/char)" in top and "device (s)" in top
+    tex = (out / "top.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"bpc (bits/char)" in tex
+    summary = (out / "param_summary.md").read_text()
+    assert "hidden_dim" in summary and "Spearman" in summary and "mean bpc by value" in summary
+
+    for name in FIGURES:
+        for ext in ("png", "svg", "pdf"):
+            path = out / f"{name}.{ext}"
+            assert path.exists() and path.stat().st_size > 1000, path
+
+
+def test_html_is_self_contained_and_escapes_samples(synthetic, tmp_path):
+    out = tmp_path / "report"
+    build_report(synthetic, out)
+    page = (out / "report.html").read_text()
+    assert "<script" not in page.lower() and "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "data:image/png;base64," in page and "src='pareto.png'" not in page
+    assert "Which synthetic configuration wins?" in page and "Synthetic GPU" in page
+    md = (out / "report.md").read_text()
+    assert "![" in md and "pareto.png" in md and HOSTILE in md  # Markdown keeps it inside a code block
+
+
+def test_study_without_finished_trials_is_a_clear_message(tmp_path, capsys):
+    make_study(tmp_path / "res", [("PRUNED", 3.0, 10.0, 64, "lstm"), ("FAIL", 9.0, 1.0, 32, "gru")])
+    with pytest.raises(HarnessError, match="no finished trial yet"):
+        build_report(__import__("optuna").load_study(study_name="synth", storage=_storage(tmp_path)), tmp_path / "o")
+    assert main(["report", str(tmp_path / "res")]) == 2
+    assert "no finished trial yet (trials: 1 pruned, 1 fail)" in capsys.readouterr().err
+
+
+def _storage(tmp_path):
+    from harness.storage import open_storage
+
+    return open_storage(tmp_path / "res")
+
+
+def test_running_study_gives_a_partial_report(synthetic, tmp_path, capsys):
+    synthetic.ask()  # a trial left RUNNING, as while the sweep goes on
+    assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "o"), "--format", "png"]) == 0
+    assert "partial report" in capsys.readouterr().err
+    assert "PARTIAL REPORT" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_bad_format_is_refused(synthetic, tmp_path):
+    with pytest.raises(HarnessError, match="--format gif is not supported"):
+        build_report(synthetic, tmp_path / "o", ["png", "gif"])
+
+
+def test_pareto_mask():
+    assert pareto_mask([1, 2, 3], [3, 2, 1]).tolist() == [True, True, True]
+    assert pareto_mask([1, 2, 2], [1, 2, 3]).tolist() == [True, False, False]
+    assert pareto_mask([1, 1], [2, 2]).tolist() == [True, True]  # ties dominate neither
