@@ -183,7 +183,9 @@ def _cell(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.3e}" if 0 < abs(v) < 1e-3 else f"{v:.4g}"
     return str(v)
 
 
@@ -332,6 +334,8 @@ def fig_throughput(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[P
         sns.scatterplot(data=data, x=name, y="train_chars_per_s", hue=hue, ax=axes[0, j], s=20, legend=j == 0)
         sns.scatterplot(data=data, x=name, y="peak_mem_mib", hue=hue, ax=axes[1, j], s=20, legend=False)
         axes[0, j].set(xlabel=name, ylabel="training chars/s")
+        for ax in axes[:, j]:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axes[1, j].set(xlabel=name, ylabel="peak memory (MiB)")
     source = data["peak_mem_source"].dropna().iloc[0] if data["peak_mem_source"].notna().any() else "n/a"
     fig.suptitle(f"Throughput and memory (memory: {source})", fontsize=9)
@@ -475,7 +479,7 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
                     f"torch {fp.get('torch', '-')}, CUDA {fp.get('cuda') or '-'}, driver {fp.get('driver') or '-'}"),
         ("Best trial", f"#{best_number}: {best_row['best_bpc']:.4f} bits/char, perplexity {best_row['best_ppl']:.3f}, "
                        f"{best_row['device_seconds']:.1f} device-s"),
-        ("Best configuration", ", ".join(f"{k}={v}" for k, v in config.items())),
+        ("Best configuration", ", ".join(f"{k}={_cell(v)}" for k, v in config.items())),
     ]
     status = ("PARTIAL REPORT: the study is still running "
               f"({int(frame['state'].isin(['RUNNING', 'WAITING']).sum())} trials running or waiting)") if partial else ""

@@ -392,10 +392,17 @@ def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
+        # Ctrl-C on a terminal reaches the workers too; give them time to mark their trials, and only
+        # signal the ones still running (an interrupt sent to this process alone).
+        deadline = time.monotonic() + 10
         for p in procs:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for p in procs:
+            if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        codes = [p.wait() for p in procs]
+        for p in procs:
+            p.wait()
         return 130
     return max(codes)
 

@@ -15,9 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import optuna  # noqa: E402
 from report_helpers import make_study  # noqa: E402
 
 from harness.report import build_report  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def main() -> None:
