@@ -72,6 +72,17 @@ def results_dir_for(spec: StudySpec, override: Path | None = None) -> Path:
     return Path(override) if override else Path("results") / spec.name
 
 
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its `study.stop()` when the grid is used up.
+
+    That call is only allowed inside `Study.optimize`; our workers ask and tell, and stop on their
+    own when the planned count (the grid's size) is reached.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     trials = spec.trials or 50
     if spec.sampler == "tpe":
@@ -79,7 +90,7 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({p.name: grid_values(p) for p in spec.space.values()}, seed=seed)
+        return AskTellGridSampler({p.name: grid_values(p) for p in spec.space.values()}, seed=seed)
     if spec.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     try:

@@ -199,8 +199,8 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
                                             "choices, or an int range")
     if spec.sampler == "cmaes" and spec.multi_objective:
         c.fail("[study] sampler", "cmaes handles one objective; use tpe or random with second_objective")
-    if spec.sampler == "grid" and spec.trials is None:
-        spec.trials = grid_size(spec)
+    if spec.sampler == "grid":  # a grid is done when every point has run once
+        spec.trials = grid_size(spec) if "trials" not in study else min(spec.trials, grid_size(spec))
     _check_values(c, spec)
 
     gen = data.get("generate", {})

@@ -169,3 +169,39 @@ def test_two_workers_on_one_journal_run_each_planned_trial_once(tmp_path, small_
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["fingerprint"]["pid"] for t in trials}) == 2  # both workers took trials
     assert "[worker 0]" in proc.stderr and "[worker 1]" in proc.stderr
+
+
+def test_grid_study_runs_every_family_once(tmp_path, small_text_file):
+    study_file = tmp_path / "grid.toml"
+    study_file.write_text(f"""
+[study]
+name = "grid"
+corpus = "{small_text_file}"
+sampler = "grid"
+pruner = "none"
+device = "cpu"
+
+[budget]
+per_trial = "8k"
+evals = 1
+
+[fixed]
+embedding_dim = 16
+hidden_dim = 24
+layers = 2
+seq_len = 16
+batch_size = 8
+
+[space.model]
+type = "categorical"
+choices = ["mlp", "rnn", "residual_rnn", "gru", "lstm"]
+
+[generate]
+enabled = false
+""")
+    results = tmp_path / "res"
+    assert main(["sweep", str(study_file), "--results", str(results)]) == 0
+    trials = load(results, "grid").get_trials()
+    assert sorted(t.params["model"] for t in trials) == ["gru", "lstm", "mlp", "residual_rnn", "rnn"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert "generation" not in trials[0].user_attrs
