@@ -205,3 +205,23 @@ enabled = false
     assert sorted(t.params["model"] for t in trials) == ["gru", "lstm", "mlp", "residual_rnn", "rnn"]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert "generation" not in trials[0].user_attrs
+
+
+def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small_text_file):
+    study_file = write_study(tmp_path / "mo.toml", small_text_file, trials=4,
+                             extra='second_objective = "device_seconds"')
+    results = tmp_path / "res"
+    env = dict(os.environ, HARNESS_INJECT_FAULTS="oom@1,nan@2")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    study = load(results)
+    assert len(study.directions) == 2
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED,
+                                         TrialState.COMPLETE]
+    for t in (trials[0], trials[3]):
+        assert t.values[1] == pytest.approx(t.user_attrs["device_seconds"])
+        assert t.intermediate_values == {}  # Optuna cannot prune multi-objective trials, so none are reported
+    assert {t.number for t in study.best_trials} <= {0, 3}
+    assert main(["report", str(results), "--format", "png"]) == 0
