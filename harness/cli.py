@@ -287,13 +287,12 @@ def add_sweep_parsers(sub) -> None:
 
 def load_study_target(target: Path, results: Path | None, storage: str | None):
     """A study file or a results directory -> (its results directory, the Optuna study)."""
+    from harness.storage import JOURNAL_NAME, open_storage
     from harness.study import SweepOptions, open_study, results_dir_for
     from harness.studyfile import StudySpec, load_study
 
     if target.is_dir():
         import optuna
-
-        from harness.storage import JOURNAL_NAME, open_storage
 
         if storage is None and not (target / JOURNAL_NAME).exists():
             raise HarnessError(f"{target} holds no {JOURNAL_NAME}; give the study's results directory or its TOML file")
@@ -306,6 +305,9 @@ def load_study_target(target: Path, results: Path | None, storage: str | None):
         return target, open_study(spec, options, create=False)
     spec = load_study(target)
     options = SweepOptions(results_dir=results_dir_for(spec, results), storage_url=storage)
+    if storage is None and not (options.results_dir / JOURNAL_NAME).exists():
+        raise HarnessError(f"study {spec.name!r} has no results in {options.results_dir} yet; run harness sweep "
+                           f"{target} first (or pass --results / --storage as the sweep had them)")
     return options.results_dir, open_study(spec, options, create=False)
 
 

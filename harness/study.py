@@ -388,6 +388,9 @@ def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
     """One worker in this process, or K worker processes sharing the storage (each pinned to a GPU if several)."""
     if options.workers <= 1:
         return run_worker(spec, options)
+    corpus = load_corpus(spec.corpus, spec.corpus_options)  # refuse a bad corpus before any worker starts
+    corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
+    del corpus
     open_study(spec, options)  # create it once, so workers do not race to create it
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -104,3 +104,23 @@ def test_cli_bad_study_exits_2_and_writes_nothing(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(tmp_path / "none.toml")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_status_and_report_of_a_study_never_run(tmp_path, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD)
+    for command in ("status", "report"):
+        assert main([command, str(path), "--results", str(tmp_path / "r")]) == 2
+        assert "has no results in" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # asking created nothing
+
+
+def test_bad_corpus_with_workers_stops_before_any_worker(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD.replace('name = "ok"', 'name = "ok"\ncorpus = "missing.txt"'))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(path), "--workers", "2", "--results",
+                           str(tmp_path / "r")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and "'missing.txt' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()
