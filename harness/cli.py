@@ -398,7 +398,11 @@ def _param_cell(value) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Sweep and benchmark character-level language models: Optuna studies, NVML telemetry, "
+                    "pandas/seaborn reports. Start with: harness sweep studies/demo.toml && harness report "
+                    "studies/demo.toml")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_generate_parsers(sub)
