@@ -157,9 +157,12 @@ def planned_count(study: optuna.Study) -> tuple[int, int]:
 
 
 def parse_faults() -> dict[int, str]:
+    """Trial number -> fault ("oom", "nan" or "error") from HARNESS_INJECT_FAULTS, for drills and tests."""
     faults = {}
     for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
         kind, _, number = item.partition("@")
+        if kind.strip() not in ("oom", "nan", "error") or not number.strip().isdigit():
+            raise HarnessError(f"{FAULTS_ENV}={os.environ[FAULTS_ENV]!r}: write e.g. oom@1,nan@3,error@4")
         faults[int(number)] = kind.strip()
     return faults
 
@@ -168,10 +171,10 @@ class TrialRunner:
     """Runs one trial: train, generate, record. Holds what every trial shares (corpus, reference text)."""
 
     def __init__(self, spec: StudySpec, options: SweepOptions, corpus: Corpus, device: torch.device,
-                 line: ProgressLine):
+                 line: ProgressLine, faults: dict[int, str]):
         self.spec, self.options, self.corpus, self.device, self.line = spec, options, corpus, device, line
         self.reference = Reference(corpus.train_text) if spec.generate.enabled else None
-        self.faults = parse_faults()
+        self.faults = faults
         self.status_text = ""
 
     def config_for(self, params: dict) -> TrainConfig:
@@ -292,6 +295,7 @@ class TrialRunner:
 
 def run_worker(spec: StudySpec, options: SweepOptions) -> int:
     """One worker process: trials until the plan is met, the time is up, or failures pile up."""
+    faults = parse_faults()
     device = resolve_device(options.device if options.device != "auto" else spec.device)
     corpus = load_corpus(spec.corpus, spec.corpus_options)
     corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
@@ -305,7 +309,7 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> int:
     deadline = time.monotonic() + timeout if timeout else None
     tag = f"[worker {index}] " if options.worker_index is not None else ""
     line = ProgressLine(plain=options.plain_progress, prefix=tag)
-    runner = TrialRunner(spec, options, corpus, device, line)
+    runner = TrialRunner(spec, options, corpus, device, line, faults)
     retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
     line.message(f"{tag}study {spec.name}: {planned or 'unlimited'} trials, {spec.budget} each, on {device}, "
                  f"results in {options.results_dir}")
