@@ -75,8 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     corpus = load_corpus(args.corpus, corpus_options(args))
     corpus.check_fits(config.seq_len, config.batch_size)
-    out = args.out or Path("results") / "train" / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out or unique_run_dir(Path("results") / "train" / time.strftime("%Y%m%d-%H%M%S"))
+    make_dir(out, "--out")
 
     line = ProgressLine()
     line.message(f"corpus {corpus.name}: {len(corpus.text):,} chars, vocabulary {len(corpus.vocab)}, "
@@ -117,6 +117,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print_train_summary(summary, out)
     return 0 if result.status == "completed" else 1
+
+
+def unique_run_dir(base: Path) -> Path:
+    """results/train/<time>, or <time>-2, -3... so two runs started in the same second never share files."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def make_dir(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(f"{what} {str(path)!r}: cannot create the directory ({e.strerror}); choose another") from None
 
 
 def live_device_text(sample: dict) -> str:
@@ -361,6 +377,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise HarnessError(f"--top must be at least 1, got {args.top}")
     results_dir, study = load_study_target(args.target, args.results, args.storage)
     out = args.out or results_dir / "report"
+    make_dir(out, "--out")
     report = build_report(study, out, [f.strip() for f in args.format.split(",")], args.top)
     if report.partial:
         print("harness: note: the study is still running; this is a partial report", file=sys.stderr)

@@ -85,7 +85,11 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 def open_storage(results_dir: Path, url: str | None = None, grace: int = GRACE_PERIOD) -> optuna.storages.BaseStorage:
     retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
     if url is None:
-        results_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise HarnessError(f"results directory {str(results_dir)!r} cannot be created ({e.strerror}); "
+                               f"pass --results with a writable directory") from None
         path = results_dir / JOURNAL_NAME
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         return HeartbeatJournalStorage(backend, grace=grace, stale_callback=retry)

@@ -60,3 +60,22 @@ def test_cuda_request_without_gpu_is_a_clear_error(capsys):
         pytest.skip("this machine has a GPU")
     assert main(["train", "--device", "cuda"]) == 2
     assert "sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_cli("train", "--out", str(blocker / "run"), "--budget", "1k")
+    assert proc.returncode == 2 and "cannot create the directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert blocker.read_text() == "not a directory"
+
+
+def test_default_run_directories_never_collide(tmp_path):
+    from harness.cli import unique_run_dir
+
+    base = tmp_path / "20261128-120000"
+    base.mkdir()
+    assert unique_run_dir(base).name == "20261128-120000-2"
+    (tmp_path / "20261128-120000-2").mkdir()
+    assert unique_run_dir(base).name == "20261128-120000-3"
