@@ -225,3 +225,30 @@ def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small
         assert t.intermediate_values == {}  # Optuna cannot prune multi-objective trials, so none are reported
     assert {t.number for t in study.best_trials} <= {0, 3}
     assert main(["report", str(results), "--format", "png"]) == 0
+
+
+def test_interrupting_a_multi_worker_sweep_marks_every_running_trial(tmp_path, small_text_file):
+    study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=4, budget="200k", pruner="none")
+    results = tmp_path / "res"
+    proc = sweep_proc(study_file, results, "--workers", "2")
+
+    def two_running():
+        try:
+            trials = load(results).get_trials()
+        except Exception:
+            return False
+        return sum(t.state == TrialState.RUNNING and HEARTBEAT_KEY in t.system_attrs for t in trials) == 2
+
+    wait_for(two_running)
+    proc.send_signal(signal.SIGINT)  # to the parent only, as `kill -INT` would
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    trials = load(results).get_trials()
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(interrupted) == 2 and all(t.user_attrs["reason"].startswith("interrupted") for t in interrupted)
+    assert sum(t.state == TrialState.WAITING for t in trials) == 2
+    assert not any(t.state == TrialState.RUNNING for t in trials)
+
+    assert main(["sweep", str(study_file), "--results", str(results)]) == 0
+    after = load(results).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in after) == 4
