@@ -84,14 +84,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                  f"unigram baseline {corpus.unigram_entropy_bits():.3f} bpc")
     line.message(f"{config.model} on {device}, budget {budget}, writing to {out}")
 
-    from harness.telemetry import Telemetry, cost_summary
+    from harness.models import flops_per_char
+    from harness.telemetry import Telemetry, cost_summary, matmul_tflops
 
     telemetry = Telemetry(device)
+    # Measured once before training, so the live MFU below costs nothing while the run is timed.
+    flops_per_s_peak = matmul_tflops(device) * 1e12
+    model_flops = flops_per_char(config.model, len(corpus.vocab), config.embedding_dim, config.hidden_dim,
+                                 config.layers)
 
     def on_progress(p) -> None:
         val = f" | val {p.last_val_bpc:.3f} bpc" if p.last_val_bpc is not None else ""
-        line.update(p.fraction, f"step {p.step} | loss {p.loss:.3f} | {format_rate(p.chars_per_s)} chars/s"
-                                f"{val} | {live_device_text(telemetry.latest())}{format_seconds(p.eta_seconds)} left")
+        mfu = model_flops * p.chars_per_s / flops_per_s_peak * 100
+        line.update(p.fraction, f"step {p.step} | loss {p.loss:.3f} | {format_rate(p.chars_per_s)} chars/s | "
+                                f"MFU {mfu:.1f}%{val} | {live_device_text(telemetry.latest())}"
+                                f"{format_seconds(p.eta_seconds)} left")
 
     def on_eval(point) -> None:
         line.message(f"eval {point.index:>2}: step {point.step:>6}  val {point.loss:.4f} nats  "
