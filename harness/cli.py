@@ -14,7 +14,7 @@ from harness.corpus import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corp
 from harness.device import resolve_device
 from harness.errors import HarnessError
 from harness.models import FAMILIES
-from harness.progress import ProgressLine, format_rate, format_seconds
+from harness.progress import ProgressLine, format_param, format_rate, format_seconds
 
 DEFAULTS = TrainConfig()
 
@@ -403,22 +403,16 @@ def print_status(summary: dict) -> None:
     print(f"study {summary['study']}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary["counts"].items())))
     print(header)
     for t in trials:
-        cells = "".join(f" {_param_cell(t['params'].get(k)):>{widths[k]}}" for k in keys)
+        cells = "".join(f" {format_param(t['params'].get(k)):>{widths[k]}}" for k in keys)
         bpc = f"{t['bpc']:.4f}" if isinstance(t["bpc"], float) and math.isfinite(t["bpc"]) else "-"
         secs = f"{t['device_seconds']:.1f}" if t["device_seconds"] is not None else "-"
         print(f"{t['number']:>4} {t['state']:<9}{cells} {bpc:>8} {secs:>9}  {t['reason'] or ''}")
     best = summary["best"]
     if best:
-        params = ", ".join(f"{k}={_param_cell(v)}" for k, v in best["params"].items())
+        params = ", ".join(f"{k}={format_param(v)}" for k, v in best["params"].items())
         print(f"best: trial {best['number']}, {best['bpc']:.4f} bpc held-out; {params}")
     else:
         print("best: no trial has completed yet")
-
-
-def _param_cell(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,13 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds}s"
 
 
+def format_param(value) -> str:
+    """A sampled parameter as a short cell: floats to 3 significant digits, None as '-'."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def format_rate(value: float) -> str:
     for unit, scale in (("M", 1e6), ("k", 1e3)):
         if value >= scale:

@@ -42,7 +42,7 @@ from harness.corpus import Corpus, load_corpus
 from harness.device import resolve_device
 from harness.errors import HarnessError
 from harness.metrics import Reference
-from harness.progress import ProgressLine, format_seconds
+from harness.progress import ProgressLine, format_param, format_seconds
 from harness.storage import open_storage, trial_slot_lock
 from harness.studyfile import StudySpec, grid_values
 from harness.telemetry import Telemetry, cost_summary
@@ -358,8 +358,8 @@ def largest(spec: StudySpec, name: str) -> int:
 
 def status_text(study: optuna.Study, planned: int | None, deadline: float | None) -> str:
     trials = study.get_trials(deepcopy=False)
-    done = sum(t.state.is_finished() for t in trials) - sum(
-        t.state == TrialState.FAIL and t.number in retried_numbers(trials) for t in trials)
+    retried = retried_numbers(trials)
+    done = sum(t.state.is_finished() and not (t.state == TrialState.FAIL and t.number in retried) for t in trials)
     best = best_trial(study)
     text = f"{done}/{planned or '?'} done"
     if best is not None:
@@ -376,16 +376,12 @@ def best_trial(study: optuna.Study):
 
 def describe_trial(study: optuna.Study, number: int) -> str:
     t = study.get_trials(deepcopy=False)[number]
-    params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+    params = " ".join(f"{k}={format_param(v)}" for k, v in t.params.items())
     if t.state == TrialState.COMPLETE:
         head = f"trial {number} COMPLETE {t.values[0]:.4f} bpc in {t.user_attrs.get('device_seconds', 0):.1f} device-s"
     else:
         head = f"trial {number} {t.state.name}: {t.user_attrs.get('reason')}"
     return f"{head} | {params}"
-
-
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
@@ -425,41 +421,20 @@ def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
     return max(codes)
 
 
-def trial_rows(study: optuna.Study) -> list[dict]:
-    """One plain dictionary per trial: what `harness status` prints and the report builds on."""
-    rows = []
-    trials = study.get_trials(deepcopy=False)
-    retried = retried_numbers(trials)
-    for t in trials:
-        a = t.user_attrs
-        rows.append({
-            "number": t.number,
-            "state": t.state.name,
-            "retried": t.number in retried,
-            "retry_of": t.system_attrs.get("failed_trial"),
-            "params": dict(t.params),
-            "bpc": t.values[0] if t.values else a.get("val_bpc"),
-            "values": list(t.values) if t.values else None,
-            "final_bpc": a.get("final_val_bpc"),
-            "device_seconds": a.get("device_seconds"),
-            "train_chars_per_s": a.get("train_chars_per_s"),
-            "reason": a.get("reason"),
-            "intermediate": dict(t.intermediate_values),
-        })
-    return rows
-
-
 def status_summary(study: optuna.Study) -> dict:
-    rows = trial_rows(study)
+    """What `harness status` prints (and `--json` emits): counts per state, the best trial, every trial."""
+    trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
     best = best_trial(study)
     return {
         "study": study.study_name,
         "counts": counts,
         "best": None if best is None else {"number": best.number, "params": best.params, "bpc": best.values[0],
                                            "device_seconds": best.user_attrs.get("device_seconds")},
-        "trials": [{"number": r["number"], "state": r["state"], "bpc": r["bpc"], "reason": r["reason"],
-                    "params": r["params"], "device_seconds": r["device_seconds"]} for r in rows],
+        "trials": [{"number": t.number, "state": t.state.name,
+                    "bpc": t.values[0] if t.values else t.user_attrs.get("val_bpc"),
+                    "reason": t.user_attrs.get("reason"), "params": dict(t.params),
+                    "device_seconds": t.user_attrs.get("device_seconds")} for t in trials],
     }

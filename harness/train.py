@@ -29,8 +29,9 @@ import torch.nn.functional as F
 
 from harness.checkpoint import save_checkpoint
 from harness.config import Budget, TrainConfig
-from harness.corpus import Corpus
+from harness.corpus import Corpus, CorpusOptions, load_corpus
 from harness.device import fingerprint, synced_clock, synchronize
+from harness.errors import HarnessError
 from harness.models import CharModel, build_model, count_params, detach_state, flops_per_char
 
 EVAL_STREAMS = 32
@@ -355,8 +356,6 @@ def train(config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.dev
 
 def checkpoint_corpus(meta: dict, spec: str | None = None) -> Corpus:
     """The corpus a checkpoint was trained on (or `spec` instead), split and cased the same way."""
-    from harness.corpus import CorpusOptions, load_corpus
-
     info = meta.get("corpus") or {}
     options = CorpusOptions(lowercase=info.get("lowercase", True), split=tuple(info.get("split", (0.9, 0.05, 0.05))),
                             encoding=info.get("encoding", "utf-8"))
@@ -367,8 +366,6 @@ def evaluate_checkpoint(checkpoint, corpus: Corpus, split: str = "test") -> dict
     """Held-out loss of a checkpoint on a split, encoded with the checkpoint's own vocabulary."""
     text = corpus.test_text if split == "test" else corpus.text[corpus.bounds[0] : corpus.bounds[1]]
     if len(text) < 2:
-        from harness.errors import HarnessError
-
         raise HarnessError(f"corpus {corpus.name!r} has no {split} text to evaluate on (its {split} share is 0)")
     device = next(checkpoint.model.parameters()).device
     tokens = checkpoint.vocab.encode(text).to(device)
