@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
+from harness import jsonsafe
 from harness.config import Budget, TrainConfig
 from harness.corpus import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
 from harness.device import resolve_device
@@ -118,9 +118,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = result.summary()
     summary["telemetry"] = cost_summary(telemetry, summary)
     summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(out / "telemetry.csv"))
-    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "result.json").write_text(jsonsafe.dumps(summary, indent=2) + "\n")
     if args.json:
-        print(json.dumps(summary))
+        print(jsonsafe.dumps(summary))
     else:
         print_train_summary(summary, out)
     return 0 if result.status == "completed" else 1
@@ -235,7 +235,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     report = generate_and_score(ckpt.model, ckpt.vocab, args.prompt, args.length, args.temperature, args.samples,
                                 args.seed, reference, top_k=args.top_k, top_p=args.top_p, unknown=args.unknown)
     if args.json:
-        print(json.dumps(report))
+        print(jsonsafe.dumps(report))
         return 0
     for group in report["temperatures"]:
         print(f"=== temperature {group['temperature']:g} ===")
@@ -263,7 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
     result = evaluate_checkpoint(ckpt, checkpoint_corpus(ckpt.meta, args.corpus), args.split)
     if args.json:
-        print(json.dumps(result))
+        print(jsonsafe.dumps(result))
         return 0
     print(f"{result['split']} split of {result['corpus']}: {result['chars']:,} chars")
     print(f"loss {result['loss']:.4f} nats/char   {result['bpc']:.4f} bits/char   perplexity {result['ppl']:.3f}")
@@ -319,7 +319,8 @@ def load_study_target(target: Path, results: Path | None, storage: str | None):
 
         if storage is None and not (target / JOURNAL_NAME).exists():
             raise HarnessError(f"{target} holds no {JOURNAL_NAME}; give the study's results directory or its TOML file")
-        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(target, storage))]
+        quiet = open_storage(target, storage, say=lambda _: None)  # open_study below says what is to say
+        names = [s.study_name for s in optuna.get_all_study_summaries(quiet)]
         if not names:
             raise HarnessError(f"no study in {storage or target}")
         name = target.name if target.name in names else names[0]
@@ -371,7 +372,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     _, study = load_study_target(args.target, args.results, args.storage)
     summary = status_summary(study)
     if args.json:
-        print(json.dumps(summary))
+        print(jsonsafe.dumps(summary))
     else:
         print_status(summary)
     return 0
@@ -406,7 +407,9 @@ def print_status(summary: dict) -> None:
         cells = "".join(f" {format_param(t['params'].get(k)):>{widths[k]}}" for k in keys)
         bpc = f"{t['bpc']:.4f}" if isinstance(t["bpc"], float) and math.isfinite(t["bpc"]) else "-"
         secs = f"{t['device_seconds']:.1f}" if t["device_seconds"] is not None else "-"
-        print(f"{t['number']:>4} {t['state']:<9}{cells} {bpc:>8} {secs:>9}  {t['reason'] or ''}")
+        link = f"retry of #{t['retry_of']}" if t.get("retry_of") is not None else ""
+        why = "; ".join(x for x in (link, t["reason"] or "") if x)
+        print(f"{t['number']:>4} {t['state']:<9}{cells} {bpc:>8} {secs:>9}  {why}")
     best = summary["best"]
     if best:
         params = ", ".join(f"{k}={format_param(v)}" for k, v in best["params"].items())
@@ -429,13 +432,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import interrupts
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupts.install()  # SIGTERM and SIGHUP stop a command the way Ctrl-C does
     try:
         return args.handler(args)
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted; nothing was lost (what was finished is kept)", file=sys.stderr)
+        return 130
+    finally:
+        interrupts.restore()
 
 
 if __name__ == "__main__":

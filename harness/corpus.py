@@ -10,6 +10,7 @@ probability is what the held-out loss charges for an unseen symbol.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import urllib.error
@@ -112,6 +113,11 @@ class Corpus:
         """What a checkpoint needs to find the same text and split again."""
         o = self.options
         return {"spec": self.name, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding}
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint of the text as trained on (after lower-casing): a moved copy of the same book matches."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
     def to(self, device: torch.device | str) -> Corpus:
         return Corpus(self.name, self.text, self.vocab, self.data.to(device), self.bounds, self.options)

@@ -57,7 +57,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
         a = t.user_attrs
         config = a.get("config") or {}
         row = {"number": t.number, "state": t.state.name, "retried": t.number in retried,
-               "retry_of": t.system_attrs.get("failed_trial")}
+               "retry_of": t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial"))}
         row.update({k: config.get(k) for k in ("model", "embedding_dim", "hidden_dim", "layers", "dropout", "seq_len",
                                                "batch_size", "lr")})
         row.update(t.params)
@@ -72,7 +72,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             for name in ("distinctness", "real_word_share", "novelty", "self_bleu"):
                 row[f"{name}@T{group['temperature']:g}"] = group["metrics"].get(name)
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = numeric_columns(pd.DataFrame(rows))
     if frame.empty:
         return frame
     frame["best_ppl"] = np.exp2(frame["best_bpc"].astype(float))
@@ -85,6 +85,22 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
                                             frame.loc[done, "device_seconds"].to_numpy(float))
     frame["rank_bpc"] = frame["best_bpc"].where(done).rank(method="min")
     frame["rank_efficiency"] = frame["efficiency_bits_per_device_s"].where(done).rank(method="min", ascending=False)
+    return frame
+
+
+def numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose values are all numbers (or missing) become float, so CSV and Parquet readers see numbers.
+
+    A figure missing on some trials (a pruned trial has no final bpc, a CPU has no energy) would
+    otherwise leave the column as Python objects, written to Parquet as text.
+    """
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = [v for v in frame[column] if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            whole = all(isinstance(v, int) for v in values)
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64" if whole else float)
     return frame
 
 

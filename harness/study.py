@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,17 +33,26 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.storages import fail_stale_trials
+from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread
 from optuna.trial import Trial, TrialState
 
+from harness import interrupts, jsonsafe
 from harness.config import TrainConfig
 from harness.corpus import Corpus, load_corpus
 from harness.device import resolve_device
 from harness.errors import HarnessError
 from harness.metrics import Reference
 from harness.progress import ProgressLine, format_param, format_seconds
-from harness.storage import open_storage, trial_slot_lock
+from harness.resume import CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume, spec_record
+from harness.storage import (
+    DiskFullError,
+    HeartbeatJournalStorage,
+    RetryTrial,
+    disk_full,
+    open_storage,
+    trial_slot_lock,
+)
 from harness.studyfile import StudySpec, grid_values
 from harness.telemetry import Telemetry, cost_summary
 from harness.train import Trainer
@@ -53,7 +62,6 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 FAULTS_ENV = "HARNESS_INJECT_FAULTS"  # e.g. "oom@1,nan@3,error@4": fault injection for tests and drills
-SPEC_ATTR = "harness:spec"
 
 
 @dataclass
@@ -86,7 +94,10 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     trials = spec.trials or 50
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=max(3, min(10, trials // 3)))
+        # constant_liar set explicitly (its default changed between Optuna versions): with several
+        # workers, running trials count as bad guesses, so two workers do not sample the same point.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          n_startup_trials=max(3, min(10, trials // 3)))
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
@@ -108,27 +119,41 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.evals, reduction_factor=3)
 
 
-def open_study(spec: StudySpec, options: SweepOptions, seed: int = 0, create: bool = True) -> optuna.Study:
-    storage = open_storage(options.results_dir, options.storage_url)
+def open_study(spec: StudySpec, options: SweepOptions, seed: int = 0, create: bool = True,
+               corpus: Corpus | None = None) -> optuna.Study:
+    """Load (readers) or create-or-resume (sweeps) the study; a resumed study must mean what it meant."""
+    storage = open_storage(options.results_dir, options.storage_url, repair=create)
     directions = ["minimize", "minimize"] if spec.multi_objective else ["minimize"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    where = options.storage_url or options.results_dir
     if not create:
         try:
             return optuna.load_study(study_name=spec.name, storage=storage)
         except KeyError:
-            raise HarnessError(f"no study named {spec.name!r} in {options.storage_url or options.results_dir}; "
-                               f"run harness sweep first") from None
-    study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True, directions=directions,
-                                sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
-    stored = study.user_attrs.get(SPEC_ATTR)
-    current = spec.to_dict()
-    if stored is None:
-        study.set_user_attr(SPEC_ATTR, current)
-    elif stored.get("space") != current["space"] or stored.get("second_objective") != current["second_objective"]:
-        raise HarnessError(
-            f"study {spec.name!r} in {options.storage_url or options.results_dir} was started with another search "
-            f"space or objective; its trials would not compare. Give the study a new name or use --results DIR"
-        )
+            raise HarnessError(f"no study named {spec.name!r} in {where}; run harness sweep first") from None
+    with interrupts.deferred():
+        try:  # load first: a create that finds the study exists still appends a record to the journal
+            study = optuna.load_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec, seed),
+                                      pruner=make_pruner(spec))
+        except KeyError:
+            study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
+                                        directions=directions, sampler=make_sampler(spec, seed),
+                                        pruner=make_pruner(spec))
+        stored = study.user_attrs.get(SPEC_ATTR)
+        current = spec_record(spec, corpus)
+        if stored is None:
+            study.set_user_attr(SPEC_ATTR, current)
+            return study
+        refusals, allowed = check_resume(stored, current)
+        if refusals:
+            raise HarnessError(
+                f"study {spec.name!r} in {where} was run with other settings, and its trials would not compare "
+                f"with new ones:\n  " + "\n  ".join(refusals) + "\nPut the old values back to resume it, or start "
+                f"a new study: change [study] name in {spec.path or 'the study file'}, or pass --results DIR"
+            )
+        if allowed:
+            study.set_user_attr(CHANGES_ATTR, study.user_attrs.get(CHANGES_ATTR, []) + [changes_entry(allowed)])
+            study.set_user_attr(SPEC_ATTR, {**stored, **current})
     return study
 
 
@@ -175,17 +200,19 @@ class TrialRunner:
         self.spec, self.options, self.corpus, self.device, self.line = spec, options, corpus, device, line
         self.reference = Reference(corpus.train_text) if spec.generate.enabled else None
         self.faults = faults
-        self.status_text = ""
+        self.study_text = ""  # done/best, computed once per trial
+        self.deadline: float | None = None  # the study's, so its "left" figure stays live
 
     def config_for(self, params: dict) -> TrainConfig:
         return TrainConfig.from_dict({**self.spec.fixed, **params}).validate()
 
     def run(self, trial: Trial) -> tuple[TrialState, list[float] | None]:
-        """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt."""
+        """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt and DiskFullError."""
         spec = self.spec
         params = suggest(trial, spec)
         trial_dir = self.options.results_dir / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("reason", None)
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         trial.set_user_attr("trial_dir", str(trial_dir))
         mem_before = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None
         try:
@@ -197,9 +224,11 @@ class TrialRunner:
             trial.set_user_attr("reason", f"out of memory: {first[:300]}")
             trial.set_constraint("fits_in_memory", 1.0)
             state, values = TrialState.PRUNED, None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFullError):
             raise
         except Exception as e:
+            if disk_full(e):  # a full disk is the night's problem, not this configuration's
+                raise DiskFullError(getattr(e, "filename", None) or trial_dir, e) from None
             trial.set_user_attr("reason", f"{type(e).__name__}: {str(e)[:300]}")
             trial.set_user_attr("traceback", "".join(traceback.format_exc().splitlines(keepends=True)[-15:]))
             state, values = TrialState.FAIL, None
@@ -228,7 +257,7 @@ class TrialRunner:
 
         def on_progress(p) -> None:
             self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
-                                         f"{format_seconds(p.eta_seconds)} left in trial | {self.status_text}")
+                                         f"{format_seconds(p.eta_seconds)} left in trial | {self.status()}")
 
         with Telemetry(self.device) as telemetry:
             trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
@@ -248,9 +277,13 @@ class TrialRunner:
                     summary["generation"] = self.generate(summary["checkpoint"])
         summary["telemetry"] = cost_summary(telemetry, summary)
         summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json_atomic(trial_dir / "result.json", summary)
         return summary
+
+    def status(self) -> str:
+        if self.deadline is None:
+            return self.study_text
+        return f"{self.study_text} | study {format_seconds(max(0.0, self.deadline - time.monotonic()))} left"
 
     def generate(self, checkpoint: str) -> dict:
         from harness.checkpoint import load_checkpoint
@@ -303,49 +336,120 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> int:
         raise HarnessError(f"second_objective energy_j needs NVML's energy counter, and {device} has none; use "
                            f"second_objective = \"device_seconds\" on this machine")
     index = options.worker_index or 0
-    study = open_study(spec, options, seed=spec.seed + 1000 * index)
+    study = open_study(spec, options, seed=spec.seed + 1000 * index, corpus=corpus)
     planned = options.trials or spec.trials
     timeout = options.timeout or spec.timeout
     deadline = time.monotonic() + timeout if timeout else None
     tag = f"[worker {index}] " if options.worker_index is not None else ""
     line = ProgressLine(plain=options.plain_progress, prefix=tag)
     runner = TrialRunner(spec, options, corpus, device, line, faults)
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+    runner.deadline = deadline
     line.message(f"{tag}study {spec.name}: {planned or 'unlimited'} trials, {spec.budget} each, on {device}, "
                  f"results in {options.results_dir}")
+    for note in spec.notes:
+        line.message(f"{tag}note: {note}")
     consecutive_failures = 0
-    while True:
-        if deadline is not None and time.monotonic() >= deadline:
-            line.message(f"{tag}study time limit reached; stopping (resume with the same command)")
-            break
-        with trial_slot_lock(study._storage, options.results_dir, spec.name):
-            fail_stale_trials(study)
-            counted, waiting = planned_count(study)
-            if planned is not None and counted >= planned and waiting == 0:
+    trial: Trial | None = None  # asked and not yet told: the one to mark if the night ends now
+    try:
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                line.message(f"{tag}study time limit reached; stopping (resume with the same command)")
                 break
-            trial = study.ask()
-        runner.status_text = status_text(study, planned, deadline)
-        try:
+            with trial_slot_lock(study._storage, options.results_dir, spec.name):
+                fail_stale_trials(study)
+                requeue_lost_retries(study)
+                counted, waiting = planned_count(study)
+                if planned is not None and counted >= planned and waiting == 0:
+                    break
+                claim(study, True)
+                trial = study.ask()
+                beat(study, trial)  # from the first moment, so a crash right now is seen as one
+                claim(study, False)
+            runner.study_text = status_text(study, planned)
             with get_heartbeat_thread(trial._trial_id, study._storage):
                 state, values = runner.run(trial)
-        except KeyboardInterrupt:
-            trial.set_user_attr("reason", "interrupted (Ctrl-C); re-queued to run again on resume")
-            study.tell(trial, state=TrialState.FAIL)
-            retry(study, study._storage.get_trial(trial._trial_id))
-            line.close()
-            line.message(f"{tag}interrupted: trial {trial.number} marked failed and re-queued; finished trials "
-                         f"are kept. Run the same command to resume.")
+            with interrupts.deferred():
+                study.tell(trial, values=values, state=state)
+                finished, trial = trial, None
+            line.message(f"{tag}{describe_trial(study, finished.number)}")
+            consecutive_failures = consecutive_failures + 1 if state == TrialState.FAIL else 0
+            if consecutive_failures >= spec.max_consecutive_failures:
+                line.close()
+                line.message(f"{tag}stopping: {consecutive_failures} trials failed in a row; the last said: "
+                             f"{finished.user_attrs.get('reason')}. See harness status for all reasons.")
+                return 3
+    except KeyboardInterrupt as e:
+        interrupts.stopping()  # a second Ctrl-C must not cut the clean-up short
+        line.close()
+        how = "SIGTERM" if "SIGTERM" in str(e) else "SIGHUP" if "SIGHUP" in str(e) else "Ctrl-C"
+        if trial is None:
+            line.message(f"{tag}interrupted ({how}) between trials; nothing was running. Run the same command "
+                         f"to resume.")
             return 130
-        study.tell(trial, values=values, state=state)
-        line.message(f"{tag}{describe_trial(study, trial.number)}")
-        consecutive_failures = consecutive_failures + 1 if state == TrialState.FAIL else 0
-        if consecutive_failures >= spec.max_consecutive_failures:
-            line.close()
-            line.message(f"{tag}stopping: {consecutive_failures} trials failed in a row; the last said: "
-                         f"{trial.user_attrs.get('reason')}. See harness status for all reasons.")
-            return 3
+        requeued = mark_interrupted(study, trial, how)
+        line.message(f"{tag}interrupted ({how}): trial {trial.number} marked failed and re-queued as trial "
+                     f"{requeued}; finished trials are kept. Run the same command to resume.")
+        return 130
+    except DiskFullError:
+        interrupts.stopping()
+        line.close()
+        if trial is not None:
+            with contextlib.suppress(Exception):  # the disk may be too full even for this; then resume finds it stale
+                mark_interrupted(study, trial, "disk full")
+        raise
     line.close()
     return 0
+
+
+def beat(study: optuna.Study, trial: Trial) -> None:
+    storage = study._storage
+    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval():
+        storage.record_heartbeat(trial._trial_id)
+
+
+def claim(study: optuna.Study, claiming: bool) -> None:
+    storage = study._storage
+    if isinstance(storage, HeartbeatJournalStorage):
+        storage.claim() if claiming else storage.unclaim()
+
+
+def requeue_lost_retries(study: optuna.Study) -> None:
+    """Re-queue failed trials whose retry was never recorded (the record torn off, or the worker killed first).
+
+    Our own failures always carry a reason; a FAIL without one is a worker that died. Both it and
+    an interrupted trial are owed a retry; `RetryTrial` decides whether a crash has had its share.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    for t in trials:
+        if t.state != TrialState.FAIL or t.number in retried:
+            continue
+        reason = t.user_attrs.get("reason")
+        if reason is None or reason.startswith("interrupted"):
+            RetryTrial()(study, t, interrupted=reason is not None)
+
+
+def mark_interrupted(study: optuna.Study, trial: Trial, how: str) -> int | None:
+    """FAIL the running trial with the reason, and queue a clean retry of its configuration; the retry's number."""
+    with interrupts.deferred():
+        trial.set_user_attr("reason", f"interrupted ({how}); re-queued to run again on resume")
+        study.tell(trial, state=TrialState.FAIL)
+        before = len(study.get_trials(deepcopy=False))
+        RetryTrial()(study, study._storage.get_trial(trial._trial_id), interrupted=True)
+        return before
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """result.json is whole or absent: an interrupt or a full disk never leaves half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(jsonsafe.dumps(data, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def largest(spec: StudySpec, name: str) -> int:
@@ -356,7 +460,7 @@ def largest(spec: StudySpec, name: str) -> int:
     return int(max(p.choices) if p.kind == "categorical" else p.high)
 
 
-def status_text(study: optuna.Study, planned: int | None, deadline: float | None) -> str:
+def status_text(study: optuna.Study, planned: int | None) -> str:
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     done = sum(t.state.is_finished() and not (t.state == TrialState.FAIL and t.number in retried) for t in trials)
@@ -364,8 +468,6 @@ def status_text(study: optuna.Study, planned: int | None, deadline: float | None
     text = f"{done}/{planned or '?'} done"
     if best is not None:
         text += f" | best {best.values[0]:.4f} bpc (#{best.number})"
-    if deadline is not None:
-        text += f" | study {format_seconds(max(0.0, deadline - time.monotonic()))} left"
     return text
 
 
@@ -390,8 +492,8 @@ def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
         return run_worker(spec, options)
     corpus = load_corpus(spec.corpus, spec.corpus_options)  # refuse a bad corpus before any worker starts
     corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
+    open_study(spec, options, corpus=corpus)  # create (or check) it once, so workers do not race to
     del corpus
-    open_study(spec, options)  # create it once, so workers do not race to create it
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpu_ids = visible.split(",") if visible else [str(i) for i in range(gpus)]
@@ -406,19 +508,30 @@ def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
-        # Ctrl-C on a terminal reaches the workers too; give them time to mark their trials, and only
-        # signal the ones still running (an interrupt sent to this process alone).
-        deadline = time.monotonic() + 10
-        for p in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        # Ctrl-C on a terminal reaches the workers too; SIGTERM or SIGHUP may reach this process
+        # alone. Pass the stop on to every worker still running (a worker already stopping ignores
+        # it) and wait for each to mark its trial.
+        interrupts.stopping()
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGINT)
         for p in procs:
             p.wait()
         return 130
     return max(codes)
+
+
+def trial_reason(t, retried_as: dict[int, int]) -> str | None:
+    """The trial's own reason, or, for a trial whose worker vanished, what happened to it."""
+    reason = t.user_attrs.get("reason")
+    if reason is None and t.state == TrialState.FAIL:
+        reason = "worker stopped without a word (killed, crashed or lost power)"
+    if t.number in retried_as and reason is not None:
+        reason += f"; retried as #{retried_as[t.number]}"
+    elif t.state == TrialState.FAIL and reason is not None and t.user_attrs.get("reason") is None:
+        reason += "; not retried again (it had already been retried after a crash)"
+    return reason
 
 
 def status_summary(study: optuna.Study) -> dict:
@@ -427,6 +540,7 @@ def status_summary(study: optuna.Study) -> dict:
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
     best = best_trial(study)
     return {
         "study": study.study_name,
@@ -435,6 +549,7 @@ def status_summary(study: optuna.Study) -> dict:
                                            "device_seconds": best.user_attrs.get("device_seconds")},
         "trials": [{"number": t.number, "state": t.state.name,
                     "bpc": t.values[0] if t.values else t.user_attrs.get("val_bpc"),
-                    "reason": t.user_attrs.get("reason"), "params": dict(t.params),
+                    "reason": trial_reason(t, retried_as), "params": dict(t.params),
+                    "retry_of": t.user_attrs.get("retry_of"), "retried_as": retried_as.get(t.number),
                     "device_seconds": t.user_attrs.get("device_seconds")} for t in trials],
     }

@@ -66,6 +66,7 @@ class StudySpec:
     space: dict[str, Param] = field(default_factory=dict)
     generate: GenerateSpec = field(default_factory=GenerateSpec)
     question: str = ""
+    notes: list[str] = field(default_factory=list)  # said at the start of a sweep, not errors
 
     @property
     def multi_objective(self) -> bool:
@@ -197,6 +198,11 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
             if p.kind == "float":
                 c.fail(f"[space.{p.name}]", "the grid sampler needs a finite grid: use type = \"categorical\" with "
                                             "choices, or an int range")
+    if spec.sampler in ("gp", "cmaes"):
+        spec.notes.append(
+            f"sampler {spec.sampler} learns only from complete trials, so configurations that ran out of memory "
+            f"or diverged are not avoided later (Optuna's TPE learns from them as infeasible); use sampler = "
+            f"\"tpe\" if the space has such regions")
     if spec.sampler == "cmaes" and spec.multi_objective:
         c.fail("[study] sampler", "cmaes handles one objective; use tpe or random with second_objective")
     if spec.sampler == "grid":  # a grid is done when every point has run once

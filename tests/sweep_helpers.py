@@ -56,6 +56,11 @@ samples = 2
     return path
 
 
+def has_heartbeat(results: Path, trial) -> bool:
+    """A worker beats for this trial (the beats live beside the journal, not in the trial)."""
+    return (results / "study.journal.heartbeats" / f"{trial._trial_id}.json").exists()
+
+
 def load(results: Path, name: str = "tiny", url: str | None = None) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(results, url))
 

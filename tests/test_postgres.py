@@ -35,7 +35,7 @@ def postgres_url():
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed; .ci/run installs them")
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed: pip install -e '.[dev]'")
+    pytest.importorskip("psycopg", reason="psycopg (3) is not installed: pip install -e '.[dev]'")
     root = tempfile.mkdtemp(prefix="harness-pg-")
     os.chmod(root, 0o777)
     data = os.path.join(root, "data")
@@ -48,7 +48,7 @@ def postgres_url():
                                  f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
                    check=True, capture_output=True)
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"  # the form the README shows
     finally:
         subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
@@ -71,12 +71,32 @@ def test_two_workers_on_postgresql_run_each_planned_trial_once(tmp_path, small_t
     assert status.returncode == 0 and "6 complete" in status.stdout
 
 
-def test_unreachable_database_is_a_clear_error(tmp_path, small_text_file):
-    pytest.importorskip("psycopg2")
+def _sweep_storage(tmp_path, small_text_file, url: str) -> subprocess.CompletedProcess:
     study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--storage",
-                           "postgresql+psycopg2://nobody:secret@127.0.0.1:9/none", "--results", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--storage", url,
+                           "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path, small_text_file):
+    pytest.importorskip("psycopg")
+    proc = _sweep_storage(tmp_path, small_text_file, "postgresql://nobody:secret@127.0.0.1:9/none")
     assert proc.returncode == 2
-    assert "cannot open storage" in proc.stderr and "secret" not in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "cannot reach a PostgreSQL server at 127.0.0.1:9 (as user nobody)" in proc.stderr, proc.stderr
+    assert "secret" not in proc.stderr and "Traceback" not in proc.stderr and "driver" not in proc.stderr
+
+
+def test_a_refused_login_and_a_missing_database_are_named(tmp_path, small_text_file, postgres_url):
+    base = postgres_url.rsplit("/", 1)[0]
+    proc = _sweep_storage(tmp_path, small_text_file, base.replace("postgres@", "ghost:pw@") + "/postgres")
+    assert proc.returncode == 2 and "has no user ghost" in proc.stderr, proc.stderr
+    assert ":pw@" not in proc.stderr
+    proc = _sweep_storage(tmp_path, small_text_file, base + "/nodb")
+    assert proc.returncode == 2 and "has no database 'nodb'" in proc.stderr, proc.stderr
+
+
+def test_the_postgres_scheme_means_psycopg3():
+    from harness.storage import database_url
+
+    assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("postgres://u@h:5433/db") == "postgresql+psycopg://u@h:5433/db"
+    assert database_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"  # an explicit choice stays

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
-from sweep_helpers import load, sweep_proc, wait_for, write_study
+from sweep_helpers import has_heartbeat, load, sweep_proc, wait_for, write_study
 
 from harness.cli import main
-from harness.storage import HEARTBEAT_KEY
 
 
 def test_tiny_study_completes_and_records_everything(tmp_path, small_text_file, capsys):
@@ -106,7 +105,7 @@ def _first_running_with_heartbeat(results):
             study = load(results)
         except Exception:
             return None
-        running = [t for t in study.get_trials() if t.state == TrialState.RUNNING and HEARTBEAT_KEY in t.system_attrs]
+        running = [t for t in study.get_trials() if t.state == TrialState.RUNNING and has_heartbeat(results, t)]
         done = [t for t in study.get_trials() if t.state.is_finished()]
         return running[0] if running and done else None
 
@@ -237,7 +236,7 @@ def test_interrupting_a_multi_worker_sweep_marks_every_running_trial(tmp_path, s
             trials = load(results).get_trials()
         except Exception:
             return False
-        return sum(t.state == TrialState.RUNNING and HEARTBEAT_KEY in t.system_attrs for t in trials) == 2
+        return sum(t.state == TrialState.RUNNING and has_heartbeat(results, t) for t in trials) == 2
 
     wait_for(two_running)
     proc.send_signal(signal.SIGINT)  # to the parent only, as `kill -INT` would

@@ -83,7 +83,7 @@ class _Exploit:
 def test_checkpoint_loading_refuses_code(tmp_path):
     bad = tmp_path / "evil.pt"
     torch.save({"format": "harness-checkpoint-v1", "x": _Exploit(tmp_path / "pwned")}, bad)
-    with pytest.raises(HarnessError, match="not a readable harness checkpoint"):
+    with pytest.raises(HarnessError, match="is not a harness checkpoint"):
         load_checkpoint(bad)
     assert not (tmp_path / "pwned").exists()
     (tmp_path / "junk.pt").write_bytes(pickle.dumps([1, 2]))
