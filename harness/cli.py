@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import jsonsafe
+from harness import jsonsafe, precision
 from harness.config import Budget, TrainConfig
 from harness.corpus import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
 from harness.device import resolve_device
@@ -55,7 +55,11 @@ def add_train_parser(sub) -> None:
                    help="training time on the device (90s, 5m), predicted characters (500k) or epochs (3ep)")
     r.add_argument("--evals", type=int, default=10, help="evaluations on held-out text over the budget (default 10)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    r.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="bf16 autocast on CUDA (default auto)")
+    r.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="numeric precision on CUDA: auto (fastest mode a probe confirms), fp32 (TF32 off), bf16, "
+                        "fp16 (with a gradient scaler); refused where the device or torch cannot honour it. "
+                        "CPU: fp32 (default auto)")
+    r.add_argument("--amp", dest="precision", choices=("auto", "bf16", "off"), help=argparse.SUPPRESS)
     r.add_argument("--out", type=Path, default=None, help="run directory (default results/train/<time>)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(handler=cmd_train)
@@ -106,7 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         with telemetry:
-            result = train(config, corpus, budget, device, out_dir=out, evals=args.evals, amp=args.amp,
+            result = train(config, corpus, budget, device, out_dir=out, evals=args.evals,
+                           precision=precision.normalize(args.precision),
                            on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
     except KeyboardInterrupt:
         line.close()
@@ -166,6 +171,7 @@ def print_train_summary(s: dict, out: Path) -> None:
     print(f"device-seconds    {s['device_seconds']:.2f} (train {s['train_seconds']:.2f} + eval {s['eval_seconds']:.2f}); "
           f"wall {s['wall_seconds']:.2f}")
     print(f"parameters        {s['params']:,} on {s['device']}")
+    print(f"precision         {s['precision']['summary']}: {s['precision']['reason']}")
     t = s["telemetry"]
     util = "GPU" if t["util_source"] == "gpu_util" else "process CPU"
     energy = (f"{t['energy_j']:.1f} J ({t['joules_per_char'] * 1e3:.3f} mJ/char training)"

@@ -34,6 +34,7 @@ FIGSIZE = (6.0, 4.0)
 STATE_PALETTE = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#2ca02c",
                  "WAITING": "#9467bd"}
 ATTR_COLUMNS = ["val_bpc", "final_val_bpc", "val_ppl", "final_val_ppl", "device_seconds", "train_seconds",
+                "warmup_seconds", "concurrency", "train_wall_seconds",
                 "eval_seconds", "wall_seconds", "train_chars_per_s", "energy_j", "joules_per_char", "mfu",
                 "peak_mem_bytes", "peak_mem_source", "util_mean", "util_p95", "util_source", "power_mean_w", "params",
                 "vocab_size", "telemetry_device", "reason", "checkpoint", "samples_csv"]
@@ -64,6 +65,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
         for key in ATTR_COLUMNS:
             row[key] = a.get(key)
         row["n_params"] = row.pop("params")
+        row["precision"] = (a.get("precision") or {}).get("summary")
         row["best_bpc"] = t.values[0] if t.values else a.get("val_bpc")
         row["start"] = t.datetime_start
         row["complete"] = t.datetime_complete
@@ -72,7 +74,7 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
             for name in ("distinctness", "real_word_share", "novelty", "self_bleu"):
                 row[f"{name}@T{group['temperature']:g}"] = group["metrics"].get(name)
         rows.append(row)
-    frame = numeric_columns(pd.DataFrame(rows))
+    frame = numeric_columns(pd.DataFrame(rows), NUMERIC_ATTRS)
     if frame.empty:
         return frame
     frame["best_ppl"] = np.exp2(frame["best_bpc"].astype(float))
@@ -88,17 +90,24 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     return frame
 
 
-def numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+TEXT_COLUMNS = {"peak_mem_source", "util_source", "telemetry_device", "reason", "checkpoint", "samples_csv"}
+NUMERIC_ATTRS = set(ATTR_COLUMNS) - TEXT_COLUMNS - {"params"} | {"n_params", "best_bpc", "retry_of"}
+
+
+def numeric_columns(frame: pd.DataFrame, numeric: set[str] = frozenset()) -> pd.DataFrame:
     """Columns whose values are all numbers (or missing) become float, so CSV and Parquet readers see numbers.
 
-    A figure missing on some trials (a pruned trial has no final bpc, a CPU has no energy) would
-    otherwise leave the column as Python objects, written to Parquet as text.
+    A figure missing on every trial (a CPU has no energy counter) or mixed with other objects
+    would otherwise leave the column as Python objects, written to Parquet as text; columns in
+    `numeric` are numbers even when all of them are missing.
     """
     for column in frame.columns:
         if frame[column].dtype != object:
             continue
         values = [v for v in frame[column] if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        if not values and column in numeric:
+            frame[column] = frame[column].astype(float)
+        elif values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             whole = all(isinstance(v, int) for v in values)
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64" if whole else float)
     return frame

@@ -31,6 +31,7 @@ MEANING = {
     "second_objective": "[study] second_objective",
     "budget": "[budget] per_trial",
     "evals": "[budget] evals",
+    "precision": "[study] precision",
 }
 ALLOWED = {
     "corpus": "[study] corpus", "encoding": "[study] encoding", "trials": "[study] trials",

@@ -212,7 +212,8 @@ class TrialRunner:
         params = suggest(trial, spec)
         trial_dir = self.options.results_dir / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("reason", None)
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
+                                       "cpu_threads": torch.get_num_threads()})
         trial.set_user_attr("trial_dir", str(trial_dir))
         mem_before = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None
         try:
@@ -261,7 +262,8 @@ class TrialRunner:
 
         with Telemetry(self.device) as telemetry:
             trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
-                              on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
+                              precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
+                              telemetry=telemetry)
             if fault == "oom":
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by HARNESS_INJECT_FAULTS)")
             if fault == "error":
@@ -299,14 +301,15 @@ class TrialRunner:
         for key in ("val_bpc", "val_ppl", "final_val_bpc", "final_val_ppl", "best_step", "train_chars_per_s",
                     "train_seconds", "eval_seconds", "device_seconds", "wall_seconds", "steps", "train_chars",
                     "params", "vocab_size", "flops_per_char", "achieved_tflops", "peak_mem_bytes", "device", "budget",
-                    "checkpoint", "fingerprint", "status"):
+                    "checkpoint", "fingerprint", "status", "precision", "warmup_seconds", "concurrency",
+                    "train_wall_seconds", "eval_wall_seconds"):
             trial.set_user_attr(key, s[key])
         if "generation" in s:
             trial.set_user_attr("generation", s["generation"])
         t = s["telemetry"]
         for key in ("energy_j", "energy_j_integrated", "joules_per_char", "util_mean", "util_p95", "util_source",
                     "power_mean_w", "mfu", "matmul_tflops", "telemetry_device", "telemetry_source", "unsupported",
-                    "phases", "samples_csv", "energy_scope"):
+                    "phases", "samples_csv", "energy_scope", "shared"):
             trial.set_user_attr(key, t[key])
         if t["peak_mem_bytes"] is not None:
             trial.set_user_attr("peak_mem_bytes", t["peak_mem_bytes"])
@@ -329,6 +332,8 @@ class TrialRunner:
 def run_worker(spec: StudySpec, options: SweepOptions) -> int:
     """One worker process: trials until the plan is met, the time is up, or failures pile up."""
     faults = parse_faults()
+    if os.environ.get("HARNESS_CPU_THREADS", "").isdigit():  # this worker's share, set by run_sweep
+        torch.set_num_threads(max(1, int(os.environ["HARNESS_CPU_THREADS"])))
     device = resolve_device(options.device if options.device != "auto" else spec.device)
     corpus = load_corpus(spec.corpus, spec.corpus_options)
     corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
@@ -336,6 +341,7 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> int:
         raise HarnessError(f"second_objective energy_j needs NVML's energy counter, and {device} has none; use "
                            f"second_objective = \"device_seconds\" on this machine")
     index = options.worker_index or 0
+    check_precision(spec, device, len(corpus.vocab))
     study = open_study(spec, options, seed=spec.seed + 1000 * index, corpus=corpus)
     planned = options.trials or spec.trials
     timeout = options.timeout or spec.timeout
@@ -399,6 +405,17 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> int:
         raise
     line.close()
     return 0
+
+
+def check_precision(spec: StudySpec, device: torch.device, vocab_size: int) -> None:
+    """Refuse a precision the device cannot honour before the first trial, not as a failure of every trial."""
+    from harness.models import build_model
+    from harness.precision import resolve
+
+    p = spec.space.get("model")
+    families = p.choices if p is not None and p.kind == "categorical" else [spec.fixed.get("model", TrainConfig().model)]
+    for family in families:
+        resolve(spec.precision, build_model(family, vocab_size, 8, 8, 1, 0.0).to(device), device)
 
 
 def beat(study: optuna.Study, trial: Trial) -> None:
@@ -497,9 +514,22 @@ def run_sweep(spec: StudySpec, options: SweepOptions, argv: list[str]) -> int:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpu_ids = visible.split(",") if visible else [str(i) for i in range(gpus)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # Each worker gets its share of the CPU threads: K processes each keeping all of torch's threads
+    # oversubscribe the cores (measured: 2 workers on 2 cores ran at half the throughput of one).
+    threads = max(1, cores // options.workers)
+    on_cpu = (options.device if options.device != "auto" else spec.device) == "cpu" or not gpu_ids
+    sharing = "CPU" if on_cpu else "GPU" if len(gpu_ids) < options.workers else None
+    if sharing is not None:
+        what = (f"{options.workers} workers share {cores} CPU cores ({threads} torch threads each); on a CPU "
+                f"several workers are not faster than one, and each trial trains fewer characters per second"
+                if sharing == "CPU" else
+                f"{options.workers} workers share {len(gpu_ids)} GPU(s); without CUDA MPS their kernels take "
+                f"turns, so expect little gain over one worker for large models")
+        print(f"harness: note: {what} (README: Workers)", file=sys.stderr)
     procs = []
     for i in range(options.workers):
-        env = dict(os.environ, HARNESS_WORKER_INDEX=str(i))
+        env = dict(os.environ, HARNESS_WORKER_INDEX=str(i), HARNESS_CPU_THREADS=str(threads))
         if len(gpu_ids) > 1:
             env["CUDA_VISIBLE_DEVICES"] = gpu_ids[i % len(gpu_ids)]
         cmd = [sys.executable, "-m", "harness.cli", *argv, "--workers", "1", "--worker-index", str(i),

@@ -60,6 +60,7 @@ class StudySpec:
     second_objective: str | None = None
     device: str = "auto"
     max_consecutive_failures: int = 5
+    precision: str = "auto"
     budget: Budget = field(default_factory=lambda: Budget("seconds", 60.0))
     evals: int = 8
     fixed: dict[str, Any] = field(default_factory=dict)
@@ -76,7 +77,7 @@ class StudySpec:
         return {
             "name": self.name, "corpus": self.corpus, "trials": self.trials, "timeout": self.timeout,
             "seed": self.seed, "sampler": self.sampler, "pruner": self.pruner, "objective": self.objective,
-            "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
+            "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals, "precision": self.precision,
             "fixed": self.fixed, "space": {k: vars(p) for k, p in self.space.items()}, "question": self.question,
         }
 
@@ -133,7 +134,7 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
         c.fail("[study]", "must be a table")
     c.keys(study, "study", {
         "name", "question", "corpus", "lowercase", "split", "encoding", "trials", "timeout", "seed", "sampler",
-        "pruner", "objective", "second_objective", "device", "max_consecutive_failures",
+        "pruner", "objective", "second_objective", "device", "max_consecutive_failures", "precision",
     })
     name = c.typed(study, "study", "name", (str,), "a string", path.stem if path else "study")
     if not name or any(ch in name for ch in "/\\") or name.startswith("."):
@@ -169,6 +170,7 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     spec.objective = c.choice(study, "study", "objective", OBJECTIVES, "bpc")
     spec.second_objective = c.choice(study, "study", "second_objective", SECOND_OBJECTIVES, None)
     spec.device = c.typed(study, "study", "device", (str,), "auto, cpu or cuda", "auto")
+    spec.precision = c.choice(study, "study", "precision", ("auto", "fp32", "bf16", "fp16"), "auto")
     spec.max_consecutive_failures = c.typed(study, "study", "max_consecutive_failures", (int,), "a whole number", 5)
     if spec.max_consecutive_failures < 1:
         c.fail("[study] max_consecutive_failures", "must be at least 1")

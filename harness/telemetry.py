@@ -331,13 +331,14 @@ class Telemetry:
         return (len(self.samples) - 1) / span if span > 0 else None
 
     def peak_memory(self) -> tuple[int | None, str | None]:
-        """Device memory where NVML reports it; else torch's allocator peak; on the CPU, resident memory."""
+        """This process's own peak: torch's allocator on CUDA, resident memory on the CPU.
+
+        NVML's memory figure is the whole device's (every process, and on GB10 it is NotSupported),
+        so it is never a trial's peak; it stays in the samples as `mem_used_bytes`.
+        """
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_reserved(self.device), "torch.cuda.max_memory_reserved (this process)"
         if self.gpu:
-            used = [s["mem_used_bytes"] for s in self.samples if s.get("mem_used_bytes") is not None]
-            if used:
-                return max(used), "nvml device memory used (all processes)"
-            if self.device.type == "cuda":
-                return torch.cuda.max_memory_reserved(self.device), "torch.cuda.max_memory_reserved"
             return None, None
         rss = [s["rss_bytes"] for s in self.samples if s.get("rss_bytes") is not None]
         return (max(rss), "process resident memory (sampled)") if rss else (None, None)
@@ -401,8 +402,23 @@ def cost_summary(telemetry: Telemetry, train_summary: dict) -> dict:
 
     MFU = model FLOPs per character (harness.models.flops_per_char) x training chars/s / the
     device's measured matmul rate (`matmul_tflops`).
+
+    When the run shared its device (`concurrency` > 1, see harness.occupancy), NVML's
+    device-wide energy is attributed to it by its share (divided by the concurrency), the
+    device-wide figures are kept beside it (`*_device`), and `shared` says so; utilization and
+    power stay device-wide and are marked as such.
     """
     cost = telemetry.summary(chars=train_summary.get("train_chars"))
+    concurrency = float(train_summary.get("concurrency") or 1.0)
+    cost["concurrency"] = concurrency
+    cost["shared"] = concurrency > 1.05
+    if cost["shared"] and telemetry.gpu:
+        for key in ("energy_j", "energy_j_integrated", "joules_per_char"):
+            cost[f"{key}_device"] = cost[key]
+            cost[key] = cost[key] / concurrency if cost[key] is not None else None
+        cost["energy_scope"] = (f"{cost['energy_scope']}; the device was shared by {concurrency:.2f} runs on "
+                                f"average, so energy is attributed by this run's share")
+        cost["util_source"] = f"{cost['util_source']} (device-wide, shared)"
     peak_rate = matmul_tflops(telemetry.device)
     cost["matmul_tflops"] = peak_rate
     cost["mfu"] = train_summary["achieved_tflops"] / peak_rate if peak_rate > 0 else None

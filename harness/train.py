@@ -7,9 +7,16 @@ word_language_model does. The host reads the device only at sync points (a few t
 at evaluations and at the end), where it checks the budget, the loss and NaNs.
 
 Figures and what they measure:
-- `train_seconds`: synchronized time spent in training steps (evaluation excluded).
-- `eval_seconds`: synchronized time spent evaluating on held-out text.
-- `device_seconds` = train + eval: the time the run held the device, start-up excluded.
+- `train_seconds`: synchronized time spent in training steps (evaluation excluded), counted as
+  this run's fair share of the device: each interval between clock reads counts dt / n, n being
+  the runs on the same device at that time (harness.occupancy). Alone, n = 1 and this is the
+  synchronized wall time, also kept as `train_wall_seconds`. Time budgets are spent in it.
+- `eval_seconds`: the same for evaluating on held-out text (`eval_wall_seconds` beside it).
+- `concurrency`: wall / share, the time-weighted mean number of runs on the device.
+- `device_seconds` = train + eval: the time the run held the device, start-up excluded. Warm-up
+  is excluded too: before the clock starts, a throw-away copy of the model takes `WARMUP_STEPS`
+  training steps and one evaluation pass (`warmup_seconds`), so cuDNN/cuBLAS handles, lazy
+  kernel loading and allocator growth are not charged to the first trial of each worker.
 - `train_chars_per_s`: predicted characters per training second.
 - held-out loss is the exact mean NLL (nats) over every character of the validation split but
   its first; bpc = loss / ln 2; perplexity = exp(loss).
@@ -17,6 +24,7 @@ Figures and what they measure:
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -33,10 +41,14 @@ from harness.corpus import Corpus, CorpusOptions, load_corpus
 from harness.device import fingerprint, synced_clock, synchronize
 from harness.errors import HarnessError
 from harness.models import CharModel, build_model, count_params, detach_state, flops_per_char
+from harness.occupancy import Occupancy, ShareClock
+from harness.precision import Precision
+from harness.precision import resolve as resolve_precision
 
 EVAL_STREAMS = 32
 EVAL_CHUNK = 512
 SYNC_INTERVAL_S = 0.25
+WARMUP_STEPS = 3  # untimed steps on a throw-away copy before the clock starts
 
 
 @dataclass
@@ -86,6 +98,9 @@ class TrainResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     wall_seconds: float = 0.0
+    train_wall_seconds: float = 0.0
+    eval_wall_seconds: float = 0.0
+    warmup_seconds: float = 0.0
     best: EvalPoint | None = None
     final: EvalPoint | None = None
     curve: list[EvalPoint] = field(default_factory=list)
@@ -93,10 +108,17 @@ class TrainResult:
     flops_per_char: int = 0
     peak_mem_bytes: int | None = None
     fingerprint: dict = field(default_factory=dict)
+    precision: dict = field(default_factory=dict)
 
     @property
     def device_seconds(self) -> float:
         return self.train_seconds + self.eval_seconds
+
+    @property
+    def concurrency(self) -> float:
+        """Time-weighted mean number of trials on the device while this one ran (1.0 alone)."""
+        share = self.train_seconds + self.eval_seconds
+        return (self.train_wall_seconds + self.eval_wall_seconds) / share if share > 0 else 1.0
 
     @property
     def train_chars_per_s(self) -> float:
@@ -120,6 +142,10 @@ class TrainResult:
             "eval_seconds": self.eval_seconds,
             "device_seconds": self.device_seconds,
             "wall_seconds": self.wall_seconds,
+            "train_wall_seconds": self.train_wall_seconds,
+            "eval_wall_seconds": self.eval_wall_seconds,
+            "concurrency": self.concurrency,
+            "warmup_seconds": self.warmup_seconds,
             "steps": self.steps,
             "train_chars": self.train_chars,
             "params": self.params,
@@ -133,16 +159,8 @@ class TrainResult:
             "config": self.config,
             "curve": [p.to_dict() for p in self.curve],
             "fingerprint": self.fingerprint,
+            "precision": self.precision,
         }
-
-
-def autocast_for(device: torch.device, amp: str):
-    """bf16 autocast on GPUs that support it: halves activation traffic; losses stay in fp32."""
-    if amp == "off" or device.type != "cuda":
-        return nullcontext()
-    if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def eval_streams(tokens: torch.Tensor, streams: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -163,13 +181,13 @@ def eval_streams(tokens: torch.Tensor, streams: int) -> list[tuple[torch.Tensor,
 
 @torch.inference_mode()
 def evaluate(model: CharModel, tokens: torch.Tensor, streams: int = EVAL_STREAMS, chunk: int = EVAL_CHUNK,
-             amp: str = "auto") -> float:
+             precision: Precision | None = None) -> float:
     """Exact mean negative log-likelihood (nats per character) of a held-out split, state carried."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=tokens.device)
     count = 0
-    with autocast_for(tokens.device, amp):
+    with precision.autocast(tokens.device) if precision is not None else nullcontext():
         for inputs, targets in eval_streams(tokens, streams):
             state = None
             for start in range(0, inputs.shape[1], chunk):
@@ -198,12 +216,16 @@ class Trainer:
     """Holds a run's state so that the loop below stays a loop; `run()` is the whole algorithm."""
 
     def __init__(self, config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device, *,
-                 out_dir: Path | None = None, evals: int = 10, amp: str = "auto",
+                 out_dir: Path | None = None, evals: int = 10, precision: str = "auto",
                  on_eval: Callable[[EvalPoint], bool | None] | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, telemetry=None):
+                 on_progress: Callable[[Progress], None] | None = None, telemetry=None, warmup: bool = True,
+                 share_device: bool = True):
         self.config = config.validate()
+        self.warmup = warmup
+        self.occupancy = Occupancy(device) if share_device else None
+        self.train_clock, self.eval_clock = ShareClock(self.occupancy), ShareClock(self.occupancy)
         corpus.check_fits(config.seq_len, config.batch_size)
-        self.budget, self.device, self.amp, self.evals = budget, device, amp, max(1, evals)
+        self.budget, self.device, self.evals = budget, device, max(1, evals)
         self.out_dir = Path(out_dir) if out_dir else None
         self.on_eval, self.on_progress, self.telemetry = on_eval, on_progress, telemetry
         self.vocab = corpus.vocab
@@ -219,12 +241,15 @@ class Trainer:
             self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
             weight_decay=config.weight_decay, fused=device.type == "cuda",
         )
+        self.precision = resolve_precision(precision, self.model, device)
+        self.scaler = self.precision.scaler(device)
         self.epoch_chars = chars_per_epoch(len(self.train_data), config.batch_size)
         self.result = TrainResult(
             status="completed", reason=None, config=config.to_dict(), budget=str(budget), device=str(device),
             params=count_params(self.model), vocab_size=len(corpus.vocab), fingerprint=fingerprint(device),
             flops_per_char=flops_per_char(config.model, len(corpus.vocab), config.embedding_dim,
                                           config.hidden_dim, config.layers),
+            precision=self.precision.to_dict(),
         )
 
     def fraction_done(self) -> float:
@@ -242,36 +267,104 @@ class Trainer:
         """Start a training segment: telemetry's window and the trainer's clock open at the same sync."""
         if self.telemetry is not None:
             self.telemetry.begin("training")
-        return synced_clock(self.device)
+        now = synced_clock(self.device)
+        self.train_clock.start(now)
+        return now
+
+    def tick(self, now: float) -> None:
+        """Training time so far, as a fair share of the device (see harness.occupancy) and as wall time."""
+        self.train_clock.tick(now)
+        self.result.train_seconds = self.train_clock.share
+        self.result.train_wall_seconds = self.train_clock.wall
 
     def end_training(self) -> None:
         if self.telemetry is not None:
             self.telemetry.end("training")
 
+    def warm_up(self, steps: int = WARMUP_STEPS) -> float:
+        """Untimed steps on a throw-away copy (model, optimizer, random state), so the trained run is unchanged.
+
+        What is warmed is what the timed loop will use: the training shape forward and backward
+        under the same autocast, the same (fused) optimizer, and the evaluation shape.
+        """
+        start = time.perf_counter()
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        model = copy.deepcopy(self.model).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr, fused=self.device.type == "cuda")
+        b, t = self.config.batch_size, self.config.seq_len
+        inputs = self.train_data[: b * t].view(b, t)
+        targets = self.train_data[1: b * t + 1].view(b, t)
+        state = None
+        scaler = self.precision.scaler(self.device)
+        for _ in range(steps):
+            with self.precision.autocast(self.device):
+                logits, state = model(inputs, state)
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            state = detach_state(state)
+        model.eval()
+        with torch.no_grad(), self.precision.autocast(self.device):
+            streams = min(EVAL_STREAMS, max(1, len(self.val_data) // 2))
+            chunk = min(EVAL_CHUNK, max(1, (len(self.val_data) - 1) // streams))
+            model(self.val_data[: streams * chunk].view(streams, chunk), None)
+        del model, optimizer
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+            torch.cuda.empty_cache()
+        synchronize(self.device)
+        return time.perf_counter() - start
+
     def run(self) -> TrainResult:
-        r, config, model = self.result, self.config, self.model
+        """Warm up (untimed), then train under the budget while registered as a user of the device."""
+        r = self.result
         wall_start = time.perf_counter()
+        r.warmup_seconds = self.warm_up() if self.warmup else 0.0
+        if self.occupancy is not None:
+            self.occupancy.enter()
+        try:
+            return self.loop(wall_start)
+        finally:
+            if self.occupancy is not None:
+                self.occupancy.leave()
+
+    def loop(self, wall_start: float) -> TrainResult:
+        r, config, model = self.result, self.config, self.model
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         model.train()
         loss_sum = torch.zeros((), device=self.device)
         loss_steps, next_eval, stop = 0, 1, False
-        segment_start = self.begin_training()
-        last_sync = segment_start
-        train_before_segment = 0.0
+        last_sync = self.begin_training()
 
         while not stop:
             offset = int(torch.randint(0, config.seq_len, (1,), generator=self.offsets))
             state = None
             for inputs, targets in epoch_chunks(self.train_data, config.batch_size, config.seq_len, offset):
-                with autocast_for(self.device, self.amp):
+                with self.precision.autocast(self.device):
                     logits, state = model(inputs, state)
                     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                self.optimizer.step()
+                if self.scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+                    self.scaler.scale(loss).backward()
+                    if config.grad_clip > 0:
+                        self.scaler.unscale_(self.optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    if config.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    self.optimizer.step()
                 state = detach_state(state)
                 loss_sum += loss.detach()
                 loss_steps += 1
@@ -284,7 +377,7 @@ class Trainer:
                 if not boundary and now - last_sync < SYNC_INTERVAL_S:
                     continue
                 last_sync = synced_clock(self.device)
-                r.train_seconds = train_before_segment + last_sync - segment_start
+                self.tick(last_sync)
                 mean_loss = float(loss_sum) / loss_steps
                 if not math.isfinite(mean_loss):
                     r.status, r.reason = "diverged", f"training loss became {mean_loss} at step {r.steps}"
@@ -296,12 +389,11 @@ class Trainer:
                 loss_steps = 0
                 if self.fraction_done() >= next_eval / self.evals:
                     self.end_training()
-                    train_before_segment = r.train_seconds
                     stop = self.evaluate(next_eval) or self.fraction_done() >= 1.0
                     next_eval += 1
                     if stop:
                         break
-                    segment_start = last_sync = self.begin_training()
+                    last_sync = self.begin_training()
 
         if self.device.type == "cuda":
             r.peak_mem_bytes = torch.cuda.max_memory_allocated(self.device)
@@ -312,10 +404,11 @@ class Trainer:
     def evaluate(self, index: int) -> bool:
         """Evaluate on the validation split, keep the best checkpoint; True when the caller asks to stop."""
         r = self.result
-        start = synced_clock(self.device)
+        self.eval_clock.start(synced_clock(self.device))
         with self.window("evaluation"):
-            loss = evaluate(self.model, self.val_data, amp=self.amp)
-        r.eval_seconds += synced_clock(self.device) - start
+            loss = evaluate(self.model, self.val_data, precision=self.precision)
+        self.eval_clock.stop(synced_clock(self.device))
+        r.eval_seconds, r.eval_wall_seconds = self.eval_clock.share, self.eval_clock.wall
         point = EvalPoint(index, r.steps, r.train_chars, r.train_seconds, r.device_seconds, loss)
         r.curve.append(point)
         if math.isfinite(loss) and (r.best is None or loss < r.best.loss):

@@ -1,15 +1,49 @@
 #!/usr/bin/env bash
-# GPU check (about 5 minutes on one GPU): telemetry on CUDA for the course's configuration, the
-# course recipe against the harness trainer, and a 4-trial sweep, with what NVML could not report.
-# Usage: bash scripts/gpu_check.sh [OUT_DIR]     (needs a CUDA build of torch: see README)
+# GPU check (about 8 minutes on one GPU): the GPU test tier first, then the figures: what precision
+# the probe confirms, telemetry on CUDA for the course's configuration, the course recipe against the
+# harness trainer, a 4-trial sweep, and trials per hour with 1 and 2 workers on the one GPU.
+#
+# Usage: bash scripts/gpu_check.sh [OUT_DIR]
+#   WHEELS=DIR   install the Python dependencies this machine lacks from a folder of wheels made
+#                beforehand with scripts/gpu_wheels.sh (no network needed; the machine's torch is
+#                never replaced). The harness itself runs from this checkout (PYTHONPATH).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 out="${1:-${OUT:-results/gpu-check}}"
 mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+harness() { python -m harness.cli "$@"; }
+
+if [ -n "${WHEELS:-}" ]; then
+  python -c "import torch; print('torch==' + torch.__version__)" > "$out/keep-torch.txt"
+  python -m pip install --quiet --no-index --find-links "$WHEELS" -c "$out/keep-torch.txt" \
+    optuna sqlalchemy alembic colorlog tqdm PyYAML jinja2 tabulate pytest
+fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
 python - <<'PY'
 import torch
 assert torch.cuda.is_available(), "torch sees no CUDA GPU: install a CUDA build of torch (README)"
 print("torch", torch.__version__, "CUDA", torch.version.cuda, "device", torch.cuda.get_device_name())
+PY
+
+echo "--- 0. the GPU test tier"
+python -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -25 || echo "gpu tier: FAILED (see above)"
+
+echo "--- 0b. what each precision mode really computes in (forward hooks under autocast)"
+python - <<'PY'
+import torch
+from harness.errors import HarnessError
+from harness.models import FAMILIES, build_model
+from harness.precision import probe, resolve
+d = torch.device("cuda")
+for family in FAMILIES:
+    m = build_model(family, 60, 32, 64, 2, 0.0).to(d)
+    seen = {mode: probe(m, d, mode) for mode in ("bf16", "fp16")}
+    try:
+        auto = resolve("auto", m, d).describe()
+    except HarnessError as e:
+        auto = f"refused: {e}"
+    print(f"{family:>13}: bf16 autocast -> {seen['bf16']}; fp16 -> {seen['fp16']}; auto = {auto}")
 PY
 
 summarize() {
@@ -53,3 +87,6 @@ for t in study.trials:
     print(f"trial {t.number} {t.state.name}: util {a.get('util_mean')}, chars/s {a.get('train_chars_per_s')}, "
           f"energy {a.get('energy_j')} J, unsupported {a.get('unsupported')}")
 PY
+
+echo "--- 5. trials per hour with 1 and 2 workers on this one GPU, and the rank agreement"
+python scripts/bench_workers.py --device cuda --workers 1 2 4 --budget 8s

@@ -26,3 +26,5 @@ def small_corpus(small_text_file):
 def isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own download cache, so a cached book never hides a download bug."""
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    # and its own device-occupancy registry, so a sweep running on this machine never counts as a neighbour
+    monkeypatch.setenv("HARNESS_OCCUPANCY_DIR", str(tmp_path / "occupancy"))

@@ -267,3 +267,17 @@ def test_quick_drill_keeps_every_invariant(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.stdout.count("  PASS  ") == 10 and "  FAIL  " not in proc.stdout
+
+
+def test_machine_read_output_has_no_nan_and_numeric_columns_stay_numeric():
+    import pandas as pd
+
+    from harness import jsonsafe
+    from harness.report import numeric_columns
+
+    assert jsonsafe.dumps({"bpc": float("nan"), "curve": [1.5, float("inf")], "n": 3}) == \
+        '{"bpc": null, "curve": [1.5, null], "n": 3}'
+    frame = numeric_columns(pd.DataFrame({"energy_j": [None, None], "retry_of": pd.Series([None, 3], dtype=object),
+                                          "state": ["COMPLETE", None], "flag": [True, None]}), {"energy_j"})
+    assert frame["energy_j"].dtype == float and str(frame["retry_of"].dtype) == "Int64"
+    assert not pd.api.types.is_numeric_dtype(frame["state"]) and frame["flag"].dtype == object

@@ -105,7 +105,8 @@ def _first_running_with_heartbeat(results):
             study = load(results)
         except Exception:
             return None
-        running = [t for t in study.get_trials() if t.state == TrialState.RUNNING and has_heartbeat(results, t)]
+        running = [t for t in study.get_trials() if t.state == TrialState.RUNNING and has_heartbeat(results, t)
+                   and t.params]  # (a worker beats from the moment it asks, before it has sampled)
         done = [t for t in study.get_trials() if t.state.is_finished()]
         return running[0] if running and done else None
 

@@ -146,3 +146,17 @@ def test_bad_budgets(text):
 def test_bad_configs(change, message):
     with pytest.raises(HarnessError, match=message):
         TrainConfig(**change).validate()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_warm_up_is_untimed_and_leaves_the_trained_run_unchanged(small_corpus, family):
+    """Warm-up runs on a throw-away copy with the random state restored: the run it precedes is bit-identical."""
+    config = TrainConfig(model=family, **TINY)
+    runs = []
+    for warmup in (True, False):
+        trainer = Trainer(config, small_corpus, Budget.parse("10k"), torch.device("cpu"), evals=1, warmup=warmup)
+        runs.append(trainer.run())
+    warm, cold = runs
+    assert warm.warmup_seconds > 0 and cold.warmup_seconds == 0
+    assert [p.loss for p in warm.curve] == [p.loss for p in cold.curve]
+    assert warm.train_chars == cold.train_chars
