@@ -314,6 +314,88 @@ def add_sweep_parsers(sub) -> None:
     r.set_defaults(handler=cmd_report)
 
 
+def add_confirm_parser(sub) -> None:
+    c = sub.add_parser("confirm", help="retrain the top configurations with fresh seeds; judge them on the test split",
+                       description="Is the winner's lead real? Retrains the top K configurations of a study with N "
+                                   "fresh seeds each and evaluates every best checkpoint on the test split. Resumes "
+                                   "like a sweep.")
+    c.add_argument("target", type=Path, help="study file (TOML) or its results directory")
+    c.add_argument("--top", type=int, default=3, help="configurations to confirm, best first (default 3)")
+    c.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration (default 3)")
+    c.add_argument("--budget", default=None, help="per-run budget (default: the study's per-trial budget)")
+    c.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda (default: the study file's, else auto)")
+    c.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
+    c.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
+    c.add_argument("--json", action="store_true", help="print the confirmed ranking as one JSON line")
+    c.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    c.add_argument("--plain-progress", action="store_true", help=argparse.SUPPRESS)
+    c.set_defaults(handler=cmd_confirm)
+
+
+def study_spec_for(target: Path, results: Path | None, storage: str | None):
+    """(spec, results dir) of a study named by its TOML file or by its results directory (spec as stored)."""
+    from harness.confirm import spec_from_record
+    from harness.resume import SPEC_ATTR
+    from harness.study import results_dir_for
+    from harness.studyfile import load_study
+
+    if not target.is_dir():
+        spec = load_study(target)
+        return spec, results_dir_for(spec, results)
+    _, study = load_study_target(target, results, storage)
+    record = study.user_attrs.get(SPEC_ATTR)
+    if not record:
+        raise HarnessError(f"{target}: the study records no settings (run by an older harness); give its TOML file")
+    return spec_from_record(record), target
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from harness.confirm import confirm_name, confirmed, run_confirm
+    from harness.study import SweepOptions, open_study
+
+    spec, results_dir = study_spec_for(args.target, args.results, args.storage)
+    if args.workers < 1:
+        raise HarnessError(f"--workers must be at least 1, got {args.workers}")
+    budget = Budget.parse(args.budget) if args.budget else None
+    options = SweepOptions(results_dir=results_dir, storage_url=args.storage, device=args.device,
+                           workers=args.workers, worker_index=args.worker_index, plain_progress=args.plain_progress)
+    resolve_device(options.device if options.device != "auto" else spec.device)
+    argv = ["confirm", str(args.target), "--top", str(args.top), "--seeds", str(args.seeds), "--device", args.device,
+            "--results", str(results_dir)]
+    for flag, value in (("--budget", args.budget), ("--storage", args.storage)):
+        if value is not None:
+            argv += [flag, str(value)]
+    code = run_confirm(spec, options, args.top, args.seeds, budget, argv)
+    if args.worker_index is not None or code not in (0, 3):
+        return code
+    from harness.confirm import confirm_spec
+
+    study = open_study(confirm_spec(spec, args.top, args.seeds, budget), options, create=False)
+    frame, lines = confirmed(study)
+    if args.json:
+        print(jsonsafe.dumps({"study": confirm_name(spec.name), "ranking": frame.drop(columns=["params"]).to_dict(
+            "records") if not frame.empty else [], "verdict": lines}))
+        return code
+    print_confirmed(frame, lines)
+    return code
+
+
+def print_confirmed(frame, lines: list[str]) -> None:
+    if frame.empty:
+        print("confirmed ranking: no run has finished")
+        return
+    print(f"{'rank':>4} {'trial':>5} {'runs':>4} {'test bpc':>9} {'sd':>7} {'95% interval':>17} {'val bpc':>8} "
+          f"{'val rank':>8}  tied with")
+    for r in frame.itertuples():
+        interval = "-" if math.isnan(r.ci95_low) else f"{r.ci95_low:.4f}-{r.ci95_high:.4f}"
+        sd = "-" if math.isnan(r.test_bpc_sd) else f"{r.test_bpc_sd:.4f}"
+        print(f"{r.rank:>4} {'#' + str(r.trial):>5} {r.runs:>4} {r.test_bpc_mean:>9.4f} {sd:>7} {interval:>17} "
+              f"{r.val_bpc:>8.4f} {r.val_rank:>8}  {r.tied_with or '-'}")
+    for line in lines:
+        print(f"verdict: {line}")
+
+
 def load_study_target(target: Path, results: Path | None, storage: str | None):
     """A study file or a results directory -> (its results directory, the Optuna study)."""
     from harness.storage import JOURNAL_NAME, open_storage
@@ -329,7 +411,8 @@ def load_study_target(target: Path, results: Path | None, storage: str | None):
         names = [s.study_name for s in optuna.get_all_study_summaries(quiet)]
         if not names:
             raise HarnessError(f"no study in {storage or target}")
-        name = target.name if target.name in names else names[0]
+        sweeps = [n for n in names if not n.endswith("/confirm")] or names
+        name = target.name if target.name in sweeps else sweeps[0]
         spec = StudySpec(path=None, name=name)
         options = SweepOptions(results_dir=target, storage_url=storage)
         return target, open_study(spec, options, create=False)
@@ -434,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_generate_parsers(sub)
     add_sweep_parsers(sub)
+    add_confirm_parser(sub)
     return parser
 
 

@@ -12,7 +12,6 @@ import base64
 import html
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +19,35 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
 
 from harness.errors import HarnessError  # noqa: E402
+from harness.report_figures import (  # noqa: E402
+    FIGURE_TEXT,
+    fig_confirmed,
+    fig_device_timeseries,
+    fig_frontier,
+    fig_importance,
+    fig_learning_curves,
+    fig_param_effects,
+    fig_pareto,
+    fig_progress,
+    fig_text_metrics,
+    fig_throughput,
+)
 from harness.study import SPEC_ATTR, retried_numbers  # noqa: E402
+from harness.verdict import (  # noqa: E402
+    Verdict,
+    budget_table,
+    confirmed_table,
+    morning_verdict,
+    target_table,
+    write_verdict_tables,
+)
 
-FIGSIZE = (6.0, 4.0)
-STATE_PALETTE = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#2ca02c",
-                 "WAITING": "#9467bd"}
 ATTR_COLUMNS = ["val_bpc", "final_val_bpc", "val_ppl", "final_val_ppl", "device_seconds", "train_seconds",
                 "warmup_seconds", "concurrency", "train_wall_seconds",
                 "eval_seconds", "wall_seconds", "train_chars_per_s", "energy_j", "joules_per_char", "mfu",
@@ -239,218 +254,6 @@ def latex_table(df: pd.DataFrame, caption: str) -> str:
 
 # --- figures -----------------------------------------------------------------------------------
 
-def _save(fig, out: Path, name: str, formats: list[str]) -> list[Path]:
-    paths = []
-    fig.tight_layout()
-    for fmt in ["png", *[f for f in formats if f != "png"]]:
-        path = out / f"{name}.{fmt}"
-        fig.savefig(path, dpi=200 if fmt == "png" else None)
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
-def fig_pareto(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
-    data = frame[frame["best_bpc"].notna() & frame["device_seconds"].notna()]
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    sns.scatterplot(data=data, x="device_seconds", y="best_ppl", hue="state", palette=STATE_PALETTE, ax=ax, s=36)
-    front = data[data["pareto"]].sort_values("device_seconds")
-    if not front.empty:
-        ax.step(front["device_seconds"], front["best_ppl"], where="post", color="black", lw=1.2)
-        ax.scatter(front["device_seconds"], front["best_ppl"], s=90, facecolors="none", edgecolors="black", lw=1.2,
-                   label="Pareto front (complete trials)")
-        for r in front.itertuples():
-            ax.annotate(f"#{r.number}", (r.device_seconds, r.best_ppl), textcoords="offset points", xytext=(4, 4),
-                        fontsize=8)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.set(xlabel="device time (s)", ylabel="held-out perplexity per character (log)",
-           title="Perplexity against device time (pruned: at the point they stopped)")
-    ax.legend(fontsize=8)
-    return _save(fig, out, "pareto", formats)
-
-
-def fig_learning_curves(study: optuna.Study, frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    points = []
-    for t in study.get_trials(deepcopy=False):
-        curve = t.user_attrs.get("curve") or []
-        if not curve:
-            continue
-        xs, ys = [p["device_seconds"] for p in curve], [p["bpc"] for p in curve]
-        pruned = t.state != TrialState.COMPLETE
-        ax.plot(xs, ys, color=STATE_PALETTE.get(t.state.name, "grey"), lw=0.8, alpha=0.5 if pruned else 0.9,
-                ls="--" if pruned else "-")
-        if pruned:
-            ax.plot(xs[-1:], ys[-1:], marker="x", color=STATE_PALETTE.get(t.state.name, "grey"), ms=4)
-        points += list(zip(xs, ys, strict=False))
-    if points:
-        points.sort()
-        envelope = np.minimum.accumulate([y for _, y in points])
-        ax.step([x for x, _ in points], envelope, where="post", color="black", lw=1.5, label="best so far")
-    handles = [plt.Line2D([], [], color=STATE_PALETTE["COMPLETE"], label="complete"),
-               plt.Line2D([], [], color=STATE_PALETTE["PRUNED"], ls="--", marker="x", label="pruned (x: stopped)"),
-               plt.Line2D([], [], color="black", label="best so far at that device time")]
-    ax.legend(handles=handles, fontsize=8)
-    ax.set(xlabel="device time within the trial (s)", ylabel="held-out bits per character",
-           title="Learning curves")
-    return _save(fig, out, "learning_curves", formats)
-
-
-def fig_param_effects(frame: pd.DataFrame, params: dict, out: Path, formats: list[str]) -> list[Path]:
-    names = [n for n in params if n in frame.columns and frame[n].notna().any()]
-    data = frame[frame["best_bpc"].notna() & frame["state"].isin(["COMPLETE", "PRUNED"])]
-    if not names or data.empty:
-        return []
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False, sharey=True)
-    for ax, name in zip(axes.flat, names, strict=False):
-        info = params[name]
-        if info.get("kind") == "categorical":
-            values = list(data[name].dropna().unique())
-            numeric = all(isinstance(v, int | float) for v in values)
-            sns.stripplot(data=data, x=name, y="best_bpc", hue="state", palette=STATE_PALETTE, ax=ax, size=4,
-                          legend=False, order=sorted(values, key=float if numeric else str))
-        else:
-            sns.scatterplot(data=data, x=name, y="best_bpc", hue="state", palette=STATE_PALETTE, ax=ax, s=18,
-                            legend=False)
-            if info.get("log"):
-                ax.set_xscale("log")
-                ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set(xlabel=name + (" (log)" if info.get("log") else ""), ylabel="held-out bpc (bits/char)")
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
-    fig.suptitle("Effect of each sampled parameter (orange: pruned, at its last evaluation)", fontsize=9)
-    return _save(fig, out, "param_effects", formats)
-
-
-def fig_importance(study: optuna.Study, out: Path, formats: list[str]) -> tuple[list[Path], str | None]:
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if len(complete) < 3:
-        return [], "parameter importance needs at least 3 complete trials"
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
-            importance = optuna.importance.get_param_importances(
-                study, target=lambda t: t.values[0], evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    except (RuntimeError, ValueError, ImportError, ZeroDivisionError) as e:
-        return [], f"parameter importance not computed: {e}"
-    if not importance:
-        return [], "parameter importance not computed: no parameter varied"
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    series = pd.Series(importance).sort_values()
-    ax.barh(series.index, series.values, color="#1f77b4")
-    ax.set(xlabel="importance for held-out bpc (PED-ANOVA, sums to 1)", title="Parameter importance")
-    return _save(fig, out, "importance", formats), None
-
-
-def fig_throughput(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
-    data = frame[frame["train_chars_per_s"].notna()].copy()
-    names = [n for n in ("hidden_dim", "layers", "batch_size") if n in data.columns and data[n].nunique() > 0]
-    if data.empty or not names:
-        return []
-    data["peak_mem_mib"] = data["peak_mem_bytes"].astype(float) / 2**20
-    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 5.2), squeeze=False)
-    for j, name in enumerate(names):
-        hue = "model" if data["model"].nunique() > 1 else None
-        sns.scatterplot(data=data, x=name, y="train_chars_per_s", hue=hue, ax=axes[0, j], s=20, legend=j == 0)
-        sns.scatterplot(data=data, x=name, y="peak_mem_mib", hue=hue, ax=axes[1, j], s=20, legend=False)
-        axes[0, j].set(xlabel=name, ylabel="training chars/s")
-        for ax in axes[:, j]:
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        axes[1, j].set(xlabel=name, ylabel="peak memory (MiB)")
-    source = data["peak_mem_source"].dropna().iloc[0] if data["peak_mem_source"].notna().any() else "n/a"
-    fig.suptitle(f"Throughput and memory (memory: {source})", fontsize=9)
-    return _save(fig, out, "throughput", formats)
-
-
-def fig_device_timeseries(frame: pd.DataFrame, out: Path, formats: list[str], k: int = 3) -> list[Path]:
-    best = frame[frame["state"] == "COMPLETE"].sort_values("best_bpc").head(k)
-    series = []
-    for r in best.itertuples():
-        path = r.samples_csv
-        if isinstance(path, str) and Path(path).exists():
-            df = pd.read_csv(path)
-            df["trial"] = f"#{r.number}"
-            series.append(df)
-    if not series:
-        return []
-    data = pd.concat(series, ignore_index=True)
-    gpu = "gpu_util" in data.columns and data["gpu_util"].notna().any()
-    panels = ([("gpu_util", "GPU util. (%)"), ("power_w", "power (W)")] if gpu
-              else [("cpu_util", "CPU use (% of a core)")])
-    memory = next((c for c in ("mem_used_bytes", "process_gpu_mem_bytes", "torch_reserved_bytes", "rss_bytes",
-                               "system_mem_used_bytes") if c in data.columns and data[c].notna().any()), None)
-    if memory:
-        data[memory + "_mib"] = data[memory] / 2**20
-        short = {"mem_used_bytes": "device memory", "process_gpu_mem_bytes": "process GPU memory",
-                 "torch_reserved_bytes": "torch reserved", "rss_bytes": "resident memory",
-                 "system_mem_used_bytes": "system memory used"}[memory]
-        panels.append((memory + "_mib", f"{short} (MiB)"))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(6.0, 2.4 * len(panels)), sharex=True, squeeze=False)
-    for ax, (column, label) in zip(axes[:, 0], panels, strict=False):
-        sns.lineplot(data=data.dropna(subset=[column]), x="t", y=column, hue="trial", ax=ax, lw=0.8,
-                     legend=ax is axes[0, 0])
-        ax.set(ylabel=label)
-    axes[0, 0].legend(fontsize=7, loc="lower right", title=None)
-    axes[-1, 0].set(xlabel="time since the trial started (s)")
-    fig.suptitle(f"{'GPU' if gpu else 'CPU'} telemetry of the best {len(series)} trials", fontsize=9)
-    return _save(fig, out, "device_timeseries", formats)
-
-
-def fig_text_metrics(study: optuna.Study, best_number: int | None, out: Path, formats: list[str]) -> list[Path]:
-    if best_number is None:
-        return []
-    gen = study.get_trials(deepcopy=False)[best_number].user_attrs.get("generation")
-    if not gen:
-        return []
-    rows = [{"temperature": g["temperature"], "metric": name, "value": value}
-            for g in gen["temperatures"] for name, value in g["metrics"].items()
-            if name in ("distinctness", "repetition_ratio", "real_word_share", "novelty", "self_bleu", "sliding_ttr")
-            and value is not None]
-    if not rows:
-        return []
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    sns.lineplot(data=pd.DataFrame(rows), x="temperature", y="value", hue="metric", marker="o", ax=ax)
-    ax.set(xlabel="sampling temperature", ylabel="metric value (0 to 1)", ylim=(-0.02, 1.02),
-           title=f"Text metrics of trial #{best_number}'s samples")
-    ax.legend(fontsize=8)
-    return _save(fig, out, "text_metrics", formats)
-
-
-def fig_progress(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
-    data = frame[(frame["state"] == "COMPLETE") & frame["complete"].notna()].sort_values("complete")
-    if data.empty:
-        return []
-    start = pd.to_datetime(frame["start"].dropna()).min()
-    hours = (pd.to_datetime(data["complete"]) - start).dt.total_seconds() / 60
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    ax.scatter(hours, data["best_bpc"], s=14, color=STATE_PALETTE["COMPLETE"], label="complete trial")
-    ax.step(hours, np.minimum.accumulate(data["best_bpc"].to_numpy(float)), where="post", color="black",
-            label="best so far")
-    ax.set(xlabel="wall-clock time since the study started (min)", ylabel="held-out bits per character",
-           title="Study progress")
-    ax.legend(fontsize=8)
-    return _save(fig, out, "progress", formats)
-
-
-# --- the report --------------------------------------------------------------------------------
-
-FIGURE_TEXT = {
-    "pareto": "Held-out perplexity against device time; the black steps join the Pareto-optimal trials.",
-    "learning_curves": "Held-out bpc at each evaluation against the trial's device time; dashed: pruned.",
-    "param_effects": "Each sampled parameter against held-out bpc.",
-    "importance": "How much each parameter decides whether a trial is among the best (Optuna's PED-ANOVA).",
-    "throughput": "Training throughput and peak memory against model size and batch size.",
-    "device_timeseries": "Device telemetry over time for the best trials.",
-    "text_metrics": "Text metrics of the best trial's samples against temperature.",
-    "progress": "Best held-out bpc against wall-clock time.",
-}
-
-
 def build_report(study: optuna.Study, out: Path, formats: list[str] | None = None, top_k: int = 10) -> Report:
     started = time.perf_counter()
     formats = [f for f in (formats or ["png"]) if f]
@@ -469,9 +272,15 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
     files = write_tables(frame, params, out, top_k)
     best_number = int(finished.sort_values("best_bpc").iloc[0]["number"])
+    verdict = morning_verdict(study)
+    files += write_verdict_tables(verdict, out)
     figures: dict[str, list[Path]] = {}
     notes = []
-    figures["pareto"] = fig_pareto(frame, out, formats)
+    figures["frontier"] = fig_frontier(verdict.points, verdict.front, out, formats)
+    if verdict.confirmed is not None:
+        figures["confirmed"] = fig_confirmed(verdict.confirmed, out, formats)
+    if pareto_meaningful(study.user_attrs.get(SPEC_ATTR, {})):
+        figures["pareto"] = fig_pareto(frame, out, formats)
     figures["learning_curves"] = fig_learning_curves(study, frame, out, formats)
     figures["param_effects"] = fig_param_effects(frame, params, out, formats)
     figures["importance"], note = fig_importance(study, out, formats)
@@ -483,27 +292,81 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     figures["progress"] = fig_progress(frame, out, formats)
     for paths in figures.values():
         files += paths
-    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes)
+    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict)
     return Report(frame, out, files, partial, time.perf_counter() - started)
 
 
-def write_documents(study, frame, figures, out, top_k, partial, best_number, notes) -> list[Path]:
+def pareto_meaningful(spec: dict) -> bool:
+    """The trial-level Pareto front says something only when trials differ in cost.
+
+    With an equal time budget per trial every complete trial sits at the budget, and the front
+    degenerates to the single best trial; the frontier over evaluation points replaces it.
+    """
+    if spec.get("second_objective"):
+        return True
+    budget = str(spec.get("budget", ""))
+    return not budget.endswith("s") or not budget[:-1].replace(".", "", 1).isdigit()
+
+
+def answer(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdict) -> list[str]:
+    """The morning's answer in sentences: the winner, how sure we are, and what to do to be surer."""
+    row = frame.set_index("number").loc[best_number]
+    evaluations = len(v.points)
+    if v.confirmed is not None:
+        top = v.confirmed.iloc[0]
+        interval = ("" if top["ci95_low"] != top["ci95_low"] else
+                    f" (95% interval {top['ci95_low']:.4f}-{top['ci95_high']:.4f})")
+        lines = [f"Winner: trial #{top['trial']}: {top['test_bpc_mean']:.4f} bits/char on the test split, mean of "
+                 f"{top['runs']} fresh seeds{interval}; it was chosen on {top['val_bpc']:.4f} bits/char held-out."]
+        lines += [s[0].upper() + s[1:] + "." for s in v.confirm_lines]
+    else:
+        lines = [f"Best trial: #{best_number}: {row['best_bpc']:.4f} bits/char held-out (perplexity "
+                 f"{row['best_ppl']:.3f}) in {row['device_seconds']:.1f} device-seconds.",
+                 f"This is the best of {evaluations} validation evaluations over {len(frame)} trials, so it is "
+                 f"biased low and its lead may be noise. To confirm it on the test split with fresh seeds: "
+                 f"harness confirm <study.toml or results dir> --top 3 --seeds 3, then report again."]
+    if not v.front.empty:
+        changes, last = [], None
+        for r in v.front.itertuples():  # the frontier's steps, one per change of leader
+            if r.trial != last:
+                changes.append(f"#{r.trial} from {r.device_seconds:.3g} s")
+                last = r.trial
+        steps = ", ".join(changes)
+        lines.append(f"Best configuration as the device-seconds you can spend grow: {steps}.")
+    return lines
+
+
+def describe_budget(text: str | None) -> str:
+    """A stored budget ("12s", "20000tok", "2ep") in words."""
+    from harness.config import Budget
+
+    try:
+        b = Budget.parse(str(text))
+    except HarnessError:
+        return str(text or "-")
+    return {"seconds": f"{b.amount:g} device-seconds of training", "tokens": f"{b.amount:,.0f} training characters",
+            "epochs": f"{b.amount:g} epochs of training"}[b.kind]
+
+
+def write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict: Verdict) -> list[Path]:
     spec = study.user_attrs.get(SPEC_ATTR, {})
     best = study.get_trials(deepcopy=False)[best_number]
     fp = best.user_attrs.get("fingerprint") or {}
     counts = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items())
-    best_row = frame.set_index("number").loc[best_number]
     config = best.user_attrs.get("config") or dict(best.params)
+    precision = (best.user_attrs.get("precision") or {}).get("summary", "-")
+    concurrency = frame["concurrency"].dropna() if "concurrency" in frame else pd.Series(dtype=float)
+    sharing = (f"trials shared the device with {concurrency.mean():.2f} runs on average; device-seconds are each "
+               f"trial's fair share" if len(concurrency) and concurrency.max() > 1.05 else "one trial at a time")
     facts = [
-        ("Question", spec.get("question") or "-"),
         ("Study", f"{study.study_name}: {counts}"),
         ("Corpus", spec.get("corpus", "-")),
-        ("Budget per trial", f"{spec.get('budget', '-')} of training, {spec.get('evals', '-')} evaluations"),
+        ("Budget per trial", f"{describe_budget(spec.get('budget'))}, {spec.get('evals', '-')} evaluations"),
         ("Sampler / pruner", f"{spec.get('sampler', '-')} / {spec.get('pruner', '-')}"),
         ("Machine", f"{fp.get('device_name', '-')} on {fp.get('host', '-')} ({fp.get('machine', '-')}), "
                     f"torch {fp.get('torch', '-')}, CUDA {fp.get('cuda') or '-'}, driver {fp.get('driver') or '-'}"),
-        ("Best trial", f"#{best_number}: {best_row['best_bpc']:.4f} bits/char, perplexity {best_row['best_ppl']:.3f}, "
-                       f"{best_row['device_seconds']:.1f} device-s"),
+        ("Precision (best trial)", precision),
+        ("Device sharing", sharing),
         ("Best configuration", ", ".join(f"{k}={_cell(v)}" for k, v in config.items())),
     ]
     status = ("PARTIAL REPORT: the study is still running "
@@ -512,16 +375,29 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
     prompt = (best.user_attrs.get("generation") or {}).get("prompt", "")
     by_bpc, by_eff = top_table(frame, "best_bpc", top_k), top_table(frame, "efficiency_bits_per_device_s", top_k)
     summary = param_summary(frame, sampled_params(study, frame))
+    said = answer(study, frame, best_number, verdict)
+    question = spec.get("question") or "Which configuration gives the best perplexity for the device-seconds I can spend?"
+    lead = ["frontier", "confirmed"]
+    tables = [("Best configuration for a budget of device-seconds", budget_table(verdict)),
+              ("Time to a target", target_table(verdict))]
+    if verdict.confirmed is not None:
+        tables.append(("Confirmed ranking (test split, fresh seeds)", confirmed_table(verdict)))
+    tables.append((f"Top {top_k} by held-out bits per character", by_bpc))
 
     md = [f"# Study report: {study.study_name}", ""]
     if status:
         md += [f"**{status}**", ""]
-    md += [f"- **{k}**: {v}" for k, v in facts] + [""]
+    md += [f"**Question**: {question}", ""] + [f"- {line}" for line in said] + [""]
+    for name in lead:
+        if figures.get(name):
+            md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
+    for title, table in tables:
+        md += [f"## {title}", "", markdown_table(table), ""]
+    md += ["## Details", ""] + [f"- **{k}**: {v}" for k, v in facts] + [""]
     for name, paths in figures.items():
-        if paths:
+        if paths and name not in lead:
             md += [f"![{FIGURE_TEXT[name]}]({paths[0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
-    md += [f"## Top {top_k} by held-out bits per character", "", markdown_table(by_bpc), "",
-           f"## Top {top_k} by efficiency (bits/char saved over a uniform guess per device-second)", "",
+    md += [f"## Top {top_k} by efficiency (bits/char saved over a uniform guess per device-second)", "",
            markdown_table(by_eff), "", "## Parameters", "", markdown_table(summary), ""]
     if samples:
         md += [f"## Samples of trial #{best_number} (prompt {prompt!r})", ""]
@@ -532,24 +408,39 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
     (out / "report.md").write_text("\n".join(md) + "\n")
 
     esc = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+
+    def figure(name: str) -> str:
+        data = base64.b64encode(figures[name][0].read_bytes()).decode()
+        return (f"<figure><img alt='{esc(FIGURE_TEXT[name])}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(FIGURE_TEXT[name])}</figcaption></figure>")
+
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
              "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
              "style-src 'unsafe-inline'\">",
-             f"<title>Study report: {esc(study.study_name)}</title><style>body{{font-family:sans-serif;max-width:60em;"
-             "margin:auto;padding:1em}table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;"
-             "padding:2px 6px;text-align:right}img{max-width:100%}pre{white-space:pre-wrap;background:#f6f6f6;"
-             "padding:0.5em}.partial{background:#fff3cd;padding:0.5em;border:1px solid #e0c36c}</style></head><body>",
+             f"<title>Study report: {esc(study.study_name)}</title><style>body{{font-family:system-ui,sans-serif;"
+             "max-width:64em;margin:auto;padding:1em 1.5em;line-height:1.4;color:#222}h1{font-size:1.6em}"
+             "h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}"
+             ".answer{background:#eef5ff;border-left:4px solid #1f77b4;padding:0.6em 1em}"
+             ".answer p{margin:0.35em 0}.wrap{overflow-x:auto}"
+             "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}th{background:#f4f4f4}"
+             "figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%;height:auto}"
+             "pre{white-space:pre-wrap;background:#f6f6f6;padding:0.5em}"
+             ".partial{background:#fff3cd;padding:0.5em;border:1px solid #e0c36c}</style></head><body>",
              f"<h1>Study report: {esc(study.study_name)}</h1>"]
     if status:
         parts.append(f"<p class='partial'><b>{esc(status)}</b></p>")
-    parts.append("<ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in facts) + "</ul>")
-    for name, paths in figures.items():
-        if paths:
-            data = base64.b64encode(paths[0].read_bytes()).decode()
-            parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{esc(FIGURE_TEXT[name])}</figcaption></figure>")
-    parts += [f"<h2>Top {top_k} by held-out bits per character</h2>", html_table(by_bpc),
-              f"<h2>Top {top_k} by efficiency</h2>", html_table(by_eff), "<h2>Parameters</h2>", html_table(summary)]
+    parts.append(f"<div class='answer'><p><b>Question</b>: {esc(question)}</p>"
+                 + "".join(f"<p>{esc(line)}</p>" for line in said) + "</div>")
+    parts += [figure(name) for name in lead if figures.get(name)]
+    for title, table in tables:
+        parts += [f"<h2>{esc(title)}</h2>", f"<div class='wrap'>{html_table(table)}</div>"]
+    parts.append("<h2>Details</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in facts)
+                 + "</ul>")
+    parts += [figure(name) for name, paths in figures.items() if paths and name not in lead]
+    parts += [f"<h2>Top {top_k} by efficiency</h2>", f"<div class='wrap'>{html_table(by_eff)}</div>",
+              "<h2>Parameters</h2>", f"<div class='wrap'>{html_table(summary)}</div>"]
     if samples:
         parts.append(f"<h2>Samples of trial #{best_number} (prompt {esc(repr(prompt))})</h2>")
         for group in samples:

@@ -52,6 +52,7 @@ GRACE_PERIOD = 120
 HEARTBEAT_KEY = "harness:heartbeat"  # journals written before heartbeats moved beside the journal
 CRASHES_KEY = "harness:crash_retries"
 MAX_CRASH_RETRIES = 1
+KEEP_ON_RETRY = ("source_trial", "seed", "source_val_bpc")  # what a confirmation run is, not what it did
 JOURNAL_NAME = "study.journal"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -291,8 +292,8 @@ class RetryTrial:
     """Re-queue a trial that died without finishing, starting clean.
 
     The retry gets the dead trial's parameters, Optuna's own links (`failed_trial`,
-    `retry_history`, so Optuna's tools see a retry) and a visible `retry_of` user attribute;
-    nothing else of the dead trial's record (its curve, reason, figures or heartbeat). A trial
+    `retry_history`, so Optuna's tools see a retry), a visible `retry_of` user attribute and, for a
+    confirmation run, which configuration and seed it is (`KEEP_ON_RETRY`); nothing else of the dead trial's record (its curve, reason, figures or heartbeat). A trial
     whose worker crashed is retried `MAX_CRASH_RETRIES` times (a configuration that kills its
     worker every time must not stop the night); an interrupted one is retried every time, since
     the stop was the user's, not the configuration's.
@@ -307,9 +308,10 @@ class RetryTrial:
             "retry_history": [*trial.system_attrs.get("retry_history", []), trial.number],
             CRASHES_KEY: crashes,
         }
+        kept = {k: trial.user_attrs[k] for k in KEEP_ON_RETRY if k in trial.user_attrs}
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-            user_attrs={"retry_of": trial.number}, system_attrs=system_attrs,
+            user_attrs={**kept, "retry_of": trial.number}, system_attrs=system_attrs,
         ))
         return trial.number
 

@@ -139,6 +139,11 @@ def open_study(spec: StudySpec, options: SweepOptions, seed: int = 0, create: bo
             study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
                                         directions=directions, sampler=make_sampler(spec, seed),
                                         pruner=make_pruner(spec))
+        # A resumed study gets a sampler seeded past what already ran: a seeded sampler started anew
+        # would re-propose the very configurations of the first night (its random start-up phase).
+        done = len(study.get_trials(deepcopy=False))
+        if done:
+            study.sampler = make_sampler(spec, seed + done)
         stored = study.user_attrs.get(SPEC_ATTR)
         current = spec_record(spec, corpus)
         if stored is None:
@@ -203,21 +208,24 @@ class TrialRunner:
         self.study_text = ""  # done/best, computed once per trial
         self.deadline: float | None = None  # the study's, so its "left" figure stays live
 
-    def config_for(self, params: dict) -> TrainConfig:
-        return TrainConfig.from_dict({**self.spec.fixed, **params}).validate()
+    def config_for(self, params: dict, trial: Trial | None = None) -> TrainConfig:
+        values = {**self.spec.fixed, **params}
+        if trial is not None and "seed" in trial.user_attrs:  # a confirmation run: a fresh seed per run
+            values["seed"] = trial.user_attrs["seed"]
+        return TrainConfig.from_dict(values).validate()
 
     def run(self, trial: Trial) -> tuple[TrialState, list[float] | None]:
         """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt and DiskFullError."""
         spec = self.spec
         params = suggest(trial, spec)
-        trial_dir = self.options.results_dir / "trials" / f"{trial.number:04d}"
+        trial_dir = self.options.results_dir / spec.trials_subdir / f"{trial.number:04d}"
         trial.set_user_attr("reason", None)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
                                        "cpu_threads": torch.get_num_threads()})
         trial.set_user_attr("trial_dir", str(trial_dir))
         mem_before = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None
         try:
-            config = self.config_for(params)
+            config = self.config_for(params, trial)
             trial.set_user_attr("config", config.to_dict())
             summary = self.train(trial, config, trial_dir)
         except torch.cuda.OutOfMemoryError as e:
@@ -282,6 +290,15 @@ class TrialRunner:
         write_json_atomic(trial_dir / "result.json", summary)
         return summary
 
+    def test_bpc(self, trial: Trial, checkpoint: str) -> float:
+        from harness.checkpoint import load_checkpoint
+        from harness.train import evaluate_checkpoint
+
+        result = evaluate_checkpoint(load_checkpoint(checkpoint, self.device), self.corpus, "test")
+        for key in ("bpc", "ppl", "loss", "chars"):
+            trial.set_user_attr(f"test_{key}", result[key])
+        return result["bpc"]
+
     def status(self) -> str:
         if self.deadline is None:
             return self.study_text
@@ -322,6 +339,8 @@ class TrialRunner:
             trial.set_user_attr("reason", f"pruned by {self.spec.pruner} at evaluation {len(s['curve'])}")
             return TrialState.PRUNED, None
         values = [s["val_bpc"]]
+        if self.spec.confirm:  # judged on the test split, which no selection ever looked at
+            values = [self.test_bpc(trial, s["checkpoint"])]
         if self.spec.second_objective == "device_seconds":
             values.append(s["device_seconds"])
         elif self.spec.second_objective == "energy_j":
@@ -500,6 +519,8 @@ def describe_trial(study: optuna.Study, number: int) -> str:
         head = f"trial {number} COMPLETE {t.values[0]:.4f} bpc in {t.user_attrs.get('device_seconds', 0):.1f} device-s"
     else:
         head = f"trial {number} {t.state.name}: {t.user_attrs.get('reason')}"
+    if "source_trial" in t.user_attrs:  # a confirmation run
+        head += f" (test split; confirming #{t.user_attrs['source_trial']}, seed {t.user_attrs['seed']})"
     return f"{head} | {params}"
 
 

@@ -68,6 +68,8 @@ class StudySpec:
     generate: GenerateSpec = field(default_factory=GenerateSpec)
     question: str = ""
     notes: list[str] = field(default_factory=list)  # said at the start of a sweep, not errors
+    confirm: bool = False  # a `harness confirm` study: seeds from each trial, test-split objective
+    trials_subdir: str = "trials"  # where each trial's files go, under the results directory
 
     @property
     def multi_objective(self) -> bool:

@@ -192,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
          str(termed.user_attrs.get("reason")).startswith("interrupted (SIGTERM)")
          and any(t.user_attrs.get("retry_of") == term_trial for t in trials)),
         ("injected OOM, NaN and error recorded", all(trials[i].user_attrs.get("reason") for i in (1, 2, 3))),
-        ("torn journal repaired on resume (copy kept)", not torn or ("ended in a torn line" in resume.stdout and
+        ("torn journal repaired on resume (copy kept)" if torn else "torn journal: not applicable to a database",
+         not torn or ("ended in a torn line" in resume.stdout and
                                                                     any(results.glob(f"{JOURNAL_NAME}.torn-*")))),
         ("resume exited 0", resume.returncode == 0),
         ("harness report builds", report.returncode == 0),

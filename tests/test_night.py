@@ -281,3 +281,16 @@ def test_machine_read_output_has_no_nan_and_numeric_columns_stay_numeric():
                                           "state": ["COMPLETE", None], "flag": [True, None]}), {"energy_j"})
     assert frame["energy_j"].dtype == float and str(frame["retry_of"].dtype) == "Int64"
     assert not pd.api.types.is_numeric_dtype(frame["state"]) and frame["flag"].dtype == object
+
+
+def test_a_resumed_study_does_not_propose_the_first_nights_configurations_again(tmp_path, small_text_file):
+    """A seeded sampler started anew replays its random sequence; the resumed one is seeded past what ran."""
+    study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=2, budget="6k", evals=1,
+                             sampler="random", pruner="none", extra="")
+    study_file.write_text(study_file.read_text().replace("[generate]", "[generate]\nenabled = false"))
+    results = tmp_path / "res"
+    assert main(["sweep", str(study_file), "--results", str(results)]) == 0
+    assert main(["sweep", str(study_file), "--results", str(results), "--trials", "4"]) == 0
+    trials = load(results).get_trials()
+    first, resumed = [t.params for t in trials[:2]], [t.params for t in trials[2:]]
+    assert len(resumed) == 2 and not any(p in first for p in resumed)

@@ -21,7 +21,7 @@ ROWS = [  # state, bpc, device-seconds, hidden_dim, model
     ("PRUNED", 3.0, 20.0, 128, "gru"),
     ("FAIL", 9.9, 1.0, 64, "lstm"),
 ]
-FIGURES = ["pareto", "learning_curves", "param_effects", "importance", "throughput", "device_timeseries",
+FIGURES = ["frontier", "learning_curves", "param_effects", "importance", "throughput", "device_timeseries",
            "text_metrics", "progress"]
 
 
@@ -71,10 +71,37 @@ def test_html_is_self_contained_and_escapes_samples(synthetic, tmp_path):
     page = (out / "report.html").read_text()
     assert "<script" not in page.lower() and "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
-    assert "data:image/png;base64," in page and "src='pareto.png'" not in page
+    assert "data:image/png;base64," in page and "src='frontier.png'" not in page
     assert "Which synthetic configuration wins?" in page and "Synthetic GPU" in page
     md = (out / "report.md").read_text()
-    assert "![" in md and "pareto.png" in md and HOSTILE in md  # Markdown keeps it inside a code block
+    assert "![" in md and "frontier.png" in md and HOSTILE in md  # Markdown keeps it inside a code block
+    # the answer comes first: the question, the winner with its caveat, then the frontier figure
+    assert page.index("Which synthetic configuration wins?") < page.index("Best trial: #1") < \
+        page.index("data:image/png") < page.index("Best configuration for a budget")
+    assert "harness confirm" in page  # no confirmation yet: it says how to get one
+
+
+def test_every_image_is_embedded_and_the_page_requests_nothing(synthetic, tmp_path):
+    import base64
+    import re
+
+    out = tmp_path / "report"
+    build_report(synthetic, out)
+    page = (out / "report.html").read_text()
+    sources = re.findall(r"""src=['"]([^'"]*)['"]""", page)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    for src in sources:
+        assert len(base64.b64decode(src.split(",", 1)[1])) > 1000  # a real PNG, not an empty one
+    assert not re.search(r"(href|src|url)\s*[=(]\s*['\"]?(https?:)?//", page)  # no external requests
+    assert "default-src 'none'" in page
+
+
+def test_the_pareto_figure_is_kept_only_where_trials_differ_in_cost(tmp_path):
+    from harness.report import pareto_meaningful
+
+    assert not pareto_meaningful({"budget": "60s"})
+    assert pareto_meaningful({"budget": "500000tok"}) and pareto_meaningful({"budget": "2ep"})
+    assert pareto_meaningful({"budget": "60s", "second_objective": "device_seconds"})
 
 
 def test_study_without_finished_trials_is_a_clear_message(tmp_path, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -91,18 +90,3 @@ def test_one_and_two_workers_spend_the_same_fair_share_of_the_device(tmp_path, s
         assert a["train_wall_seconds"] == pytest.approx(a["concurrency"] * a["train_seconds"], rel=0.01)
     for a in figures[1] + figures[2]:
         assert a["device_seconds"] == pytest.approx(a["train_seconds"] + a["eval_seconds"])
-
-
-def test_a_warm_first_trial_is_not_slower_than_the_second(tmp_path, small_text_file):
-    """Trial 0 pays no start-up cost inside its budget: same configuration, chars/s within the measured noise."""
-    study = tmp_path / "share.toml"
-    study.write_text(STUDY.format(corpus=small_text_file).replace("trials = 2", "trials = 3"))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(tmp_path / "r"),
-                           "--device", "cpu"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rates = [t.user_attrs["train_chars_per_s"] for t in load(tmp_path / "r", "share").get_trials()]
-    assert all(t > 0 for t in rates)
-    # Run-to-run spread of identical 3-s trials on this 2-core VM: up to 12% (measured, 3 x 3 runs);
-    # before warm-up moved out of the budget, trial 0 of each worker also paid its first-step costs.
-    assert rates[0] >= min(rates[1:]) * 0.85, rates
-    time.sleep(0)  # keeps the import used when the assertion above is edited
