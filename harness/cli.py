@@ -518,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_parsers(sub)
     add_sweep_parsers(sub)
     add_confirm_parser(sub)
+    from harness.cli_course import add_course_parsers
+
+    add_course_parsers(sub)
     return parser
 
 

@@ -285,3 +285,40 @@ def fig_confirmed(confirmed: pd.DataFrame, out: Path, formats: list[str]) -> lis
            ylim=(-0.6, len(confirmed) - 0.4))
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, frameon=False)
     return _save(fig, out, "confirmed", formats)
+
+
+def fig_gradflow(profiles: list, path: Path) -> Path:
+    """log |dJ/dh_t| against the distance from the loss, one line per family (dashed: at initialization)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    colours = dict(zip(["rnn", "residual_rnn", "gru", "lstm"], sns.color_palette("colorblind", 4), strict=False))
+    for p in profiles:
+        distance = np.arange(len(p.norms))[::-1]
+        ax.plot(distance, p.norms, color=colours.get(p.family, "grey"), ls="--" if p.label == "init" else "-",
+                lw=1.4, label=f"{p.family} ({p.label}): x{p.decay_per_step:.3f}/step")
+    ax.set_yscale("log")
+    ax.set(xlabel="steps between the hidden state and the loss", ylabel="mean |dJ/dh_t| (log)",
+           title="Gradient flow through time (held-out text)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+    return path
+
+
+def fig_embeddings(proj, path: Path) -> Path:
+    """Every character at its 2-D PCA position, labelled; the axes say how much variance they hold."""
+    from harness.embeddings import label
+
+    fig, ax = plt.subplots(figsize=(6.5, 6.0))
+    xy = proj.xy.numpy()
+    ax.scatter(xy[:, 0], xy[:, 1], s=8, color="#1f77b4", alpha=0.5)
+    for (x, y), char in zip(xy, proj.chars, strict=True):
+        kind = "#d62728" if char in "aeiou" else "#2ca02c" if char.isdigit() else "#222222"
+        ax.annotate(label(char), (x, y), fontsize=8, ha="center", va="center", color=kind)
+    ax.set(xlabel=f"PCA axis 1 ({proj.explained[0]:.1%} of the variance)",
+           ylabel=f"PCA axis 2 ({proj.explained[1]:.1%} of the variance)",
+           title="Character embeddings (red: vowels, green: digits)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+    return path
