@@ -29,7 +29,7 @@ from harness.storage import (
     open_storage,
     torn_tail,
 )
-from harness.study import TrialRunner
+from harness.trial import TrialRunner
 
 NO_GEN = "[generate]\nenabled = false\n"
 

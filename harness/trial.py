@@ -1,0 +1,227 @@
+"""One trial: train the configuration Optuna asked for, generate, record, and say how to tell Optuna.
+
+Anything a trial does wrong stays on that trial: out of memory -> PRUNED with the constraint
+`fits_in_memory` violated; NaN -> PRUNED with `finite_loss` violated; any other exception -> FAIL
+with its reason and a short traceback. A full disk and a stop signal are the night's, not the
+trial's: they propagate to the worker loop (harness.study).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from optuna.trial import Trial, TrialState
+
+from harness import jsonsafe
+from harness.config import TrainConfig
+from harness.corpus import Corpus
+from harness.errors import HarnessError
+from harness.metrics import Reference
+from harness.progress import ProgressLine, format_seconds
+from harness.storage import DiskFullError, disk_full
+from harness.studyfile import StudySpec
+from harness.telemetry import Telemetry, cost_summary
+from harness.train import Trainer
+
+if TYPE_CHECKING:
+    from harness.study import SweepOptions
+
+FAULTS_ENV = "HARNESS_INJECT_FAULTS"  # e.g. "oom@1,nan@3,error@4": fault injection for tests and drills
+
+
+def suggest(trial: Trial, spec: StudySpec) -> dict:
+    params = {}
+    for p in spec.space.values():
+        if p.kind == "categorical":
+            params[p.name] = trial.suggest_categorical(p.name, p.choices)
+        elif p.kind == "int":
+            params[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+        else:
+            params[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+    return params
+
+
+def parse_faults() -> dict[int, str]:
+    """Trial number -> fault ("oom", "nan" or "error") from HARNESS_INJECT_FAULTS, for drills and tests."""
+    faults = {}
+    for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
+        kind, _, number = item.partition("@")
+        if kind.strip() not in ("oom", "nan", "error") or not number.strip().isdigit():
+            raise HarnessError(f"{FAULTS_ENV}={os.environ[FAULTS_ENV]!r}: write e.g. oom@1,nan@3,error@4")
+        faults[int(number)] = kind.strip()
+    return faults
+
+
+class TrialRunner:
+    """Runs one trial: train, generate, record. Holds what every trial shares (corpus, reference text)."""
+
+    def __init__(self, spec: StudySpec, options: SweepOptions, corpus: Corpus, device: torch.device,
+                 line: ProgressLine, faults: dict[int, str]):
+        self.spec, self.options, self.corpus, self.device, self.line = spec, options, corpus, device, line
+        self.reference = Reference(corpus.train_text) if spec.generate.enabled else None
+        self.faults = faults
+        self.study_text = ""  # done/best, computed once per trial
+        self.deadline: float | None = None  # the study's, so its "left" figure stays live
+
+    def config_for(self, params: dict, trial: Trial | None = None) -> TrainConfig:
+        values = {**self.spec.fixed, **params}
+        if trial is not None and "seed" in trial.user_attrs:  # a confirmation run: a fresh seed per run
+            values["seed"] = trial.user_attrs["seed"]
+        return TrainConfig.from_dict(values).validate()
+
+    def run(self, trial: Trial) -> tuple[TrialState, list[float] | None]:
+        """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt and DiskFullError."""
+        spec = self.spec
+        params = suggest(trial, spec)
+        trial_dir = self.options.results_dir / spec.trials_subdir / f"{trial.number:04d}"
+        trial.set_user_attr("reason", None)
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
+                                       "cpu_threads": torch.get_num_threads()})
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        mem_before = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None
+        try:
+            config = self.config_for(params, trial)
+            trial.set_user_attr("config", config.to_dict())
+            summary = self.train(trial, config, trial_dir)
+        except torch.cuda.OutOfMemoryError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "CUDA out of memory"
+            trial.set_user_attr("reason", f"out of memory: {first[:300]}")
+            trial.set_constraint("fits_in_memory", 1.0)
+            state, values = TrialState.PRUNED, None
+        except (KeyboardInterrupt, DiskFullError):
+            raise
+        except Exception as e:
+            if disk_full(e):  # a full disk is the night's problem, not this configuration's
+                raise DiskFullError(getattr(e, "filename", None) or trial_dir, e) from None
+            trial.set_user_attr("reason", f"{type(e).__name__}: {str(e)[:300]}")
+            trial.set_user_attr("traceback", "".join(traceback.format_exc().splitlines(keepends=True)[-15:]))
+            state, values = TrialState.FAIL, None
+        else:
+            state, values = self.outcome(trial, summary)
+        finally:
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+                trial.set_user_attr("mem_after_minus_before_bytes",
+                                    torch.cuda.memory_allocated(self.device) - (mem_before or 0))
+        return state, values
+
+    def train(self, trial: Trial, config: TrainConfig, trial_dir: Path) -> dict:
+        spec = self.spec
+        fault = self.faults.get(trial.number)
+        single = not spec.multi_objective
+
+        def on_eval(point) -> bool:
+            trial.set_user_attr("curve", trial.user_attrs.get("curve", []) + [point.to_dict()])
+            if not single:
+                return False  # Optuna cannot prune multi-objective studies
+            trial.report(point.bpc, step=point.index)
+            # never prune at the last evaluation: the trial has already paid for it
+            return point.index < spec.evals and trial.should_prune()
+
+        def on_progress(p) -> None:
+            self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
+                                         f"{format_seconds(p.eta_seconds)} left in trial | {self.status()}")
+
+        with Telemetry(self.device) as telemetry:
+            trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
+                              precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
+                              telemetry=telemetry)
+            if fault == "oom":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by HARNESS_INJECT_FAULTS)")
+            if fault == "error":
+                raise RuntimeError("injected failure (HARNESS_INJECT_FAULTS)")
+            if fault == "nan":
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+            result = trainer.run()
+            summary = result.summary()
+            del trainer, result
+            if summary["checkpoint"] and spec.generate.enabled and summary["status"] != "diverged":
+                with telemetry.window("generation"):
+                    summary["generation"] = self.generate(summary["checkpoint"])
+        summary["telemetry"] = cost_summary(telemetry, summary)
+        summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
+        write_json_atomic(trial_dir / "result.json", summary)
+        return summary
+
+    def test_bpc(self, trial: Trial, checkpoint: str) -> float:
+        from harness.checkpoint import load_checkpoint
+        from harness.train import evaluate_checkpoint
+
+        result = evaluate_checkpoint(load_checkpoint(checkpoint, self.device), self.corpus, "test")
+        for key in ("bpc", "ppl", "loss", "chars"):
+            trial.set_user_attr(f"test_{key}", result[key])
+        return result["bpc"]
+
+    def status(self) -> str:
+        if self.deadline is None:
+            return self.study_text
+        return f"{self.study_text} | study {format_seconds(max(0.0, self.deadline - time.monotonic()))} left"
+
+    def generate(self, checkpoint: str) -> dict:
+        from harness.checkpoint import load_checkpoint
+        from harness.generate import generate_and_score
+
+        g = self.spec.generate
+        ckpt = load_checkpoint(checkpoint, self.device)
+        prompt = g.prompt.lower() if self.spec.corpus_options.lowercase else g.prompt
+        return generate_and_score(ckpt.model, ckpt.vocab, prompt, g.length, g.temperatures, g.samples,
+                                  seed=self.spec.seed, reference=self.reference, unknown="drop")
+
+    def outcome(self, trial: Trial, s: dict) -> tuple[TrialState, list[float] | None]:
+        for key in ("val_bpc", "val_ppl", "final_val_bpc", "final_val_ppl", "best_step", "train_chars_per_s",
+                    "train_seconds", "eval_seconds", "device_seconds", "wall_seconds", "steps", "train_chars",
+                    "params", "vocab_size", "flops_per_char", "achieved_tflops", "peak_mem_bytes", "device", "budget",
+                    "checkpoint", "fingerprint", "status", "precision", "warmup_seconds", "concurrency",
+                    "train_wall_seconds", "eval_wall_seconds"):
+            trial.set_user_attr(key, s[key])
+        if "generation" in s:
+            trial.set_user_attr("generation", s["generation"])
+        t = s["telemetry"]
+        for key in ("energy_j", "energy_j_integrated", "joules_per_char", "util_mean", "util_p95", "util_source",
+                    "power_mean_w", "mfu", "matmul_tflops", "telemetry_device", "telemetry_source", "unsupported",
+                    "phases", "samples_csv", "energy_scope", "shared"):
+            trial.set_user_attr(key, t[key])
+        if t["peak_mem_bytes"] is not None:
+            trial.set_user_attr("peak_mem_bytes", t["peak_mem_bytes"])
+            trial.set_user_attr("peak_mem_source", t["peak_mem_source"])
+        if s["status"] == "diverged":
+            trial.set_user_attr("reason", f"diverged: {s['reason']}")
+            trial.set_constraint("finite_loss", 1.0)
+            return TrialState.PRUNED, None
+        if s["status"] == "pruned":
+            trial.set_user_attr("reason", f"pruned by {self.spec.pruner} at evaluation {len(s['curve'])}")
+            return TrialState.PRUNED, None
+        values = [s["val_bpc"]]
+        if self.spec.confirm:  # judged on the test split, which no selection ever looked at
+            values = [self.test_bpc(trial, s["checkpoint"])]
+        if self.spec.second_objective == "device_seconds":
+            values.append(s["device_seconds"])
+        elif self.spec.second_objective == "energy_j":
+            values.append(t["energy_j"] if t["energy_j"] is not None else math.inf)
+        return TrialState.COMPLETE, values
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """result.json is whole or absent: an interrupt or a full disk never leaves half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(jsonsafe.dumps(data, indent=2, default=str) + "\n")
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
