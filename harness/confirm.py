@@ -158,9 +158,12 @@ def verdict(frame: pd.DataFrame) -> list[str]:
         else:
             lines.append(f"#{first['trial']} and {first['tied_with']} are tied within noise (95% intervals overlap); "
                          f"more seeds (--seeds) would be needed to separate them")
-    if (frame["rank"] != frame["val_rank"]).any():
+    moved = frame[frame["rank"] != frame["val_rank"]]
+    if not moved.empty:
         order = ", ".join(f"#{t}" for t in frame.sort_values("val_rank")["trial"])
-        lines.append(f"the validation ranking ({order}) changed on the test split")
+        tied = all(r.tied_with for r in moved.itertuples())
+        lines.append(f"the validation ranking ({order}) changed on the test split"
+                     + (", but only among configurations tied within noise" if tied else ""))
     else:
         lines.append("the test split keeps the validation ranking")
     if frame["runs"].min() < 2:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from harness.storage import pid_alive
+
 OCCUPANCY_ENV = "HARNESS_OCCUPANCY_DIR"
 
 
@@ -32,16 +34,6 @@ def device_key(device: torch.device) -> str:
         uuid = getattr(props, "uuid", None)
         return f"cuda-{uuid}" if uuid else f"cuda-pci-{getattr(props, 'pci_bus_id', device.index or 0)}"
     return "cpu"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Occupancy:
@@ -74,7 +66,7 @@ class Occupancy:
         for entry in entries:
             if not entry.name.isdigit():
                 continue
-            if _alive(int(entry.name)):
+            if pid_alive(int(entry.name)):
                 n += 1
             else:
                 with contextlib.suppress(OSError):

@@ -25,11 +25,20 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from harness.errors import HarnessError  # noqa: E402
+from harness.report_course import (  # noqa: E402
+    best_per_family,
+    embeddings_figure,
+    family_frontiers,
+    family_sentences,
+    gradient_profiles,
+)
 from harness.report_figures import (  # noqa: E402
     FIGURE_TEXT,
     fig_confirmed,
     fig_device_timeseries,
+    fig_family_frontiers,
     fig_frontier,
+    fig_gradflow,
     fig_importance,
     fig_learning_curves,
     fig_param_effects,
@@ -290,10 +299,32 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     figures["device_timeseries"] = fig_device_timeseries(frame, out, formats)
     figures["text_metrics"] = fig_text_metrics(study, best_number, out, formats)
     figures["progress"] = fig_progress(frame, out, formats)
+    course = course_section(study, frame, out, formats, figures)
+    best_checkpoint = frame.set_index("number").loc[best_number, "checkpoint"]
+    path, note = embeddings_figure(best_checkpoint if isinstance(best_checkpoint, str) else None, out)
+    if path is not None:
+        figures["embeddings"] = [path]
+        notes.append(note)
     for paths in figures.values():
         files += paths
-    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict)
+    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, course)
     return Report(frame, out, files, partial, time.perf_counter() - started)
+
+
+def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path, formats: list[str],
+                   figures: dict[str, list[Path]]) -> dict | None:
+    """Architectures at equal device-seconds, where the study sampled the model family."""
+    done = frame[frame["state"] == "COMPLETE"]
+    if "model" not in done or done["model"].nunique() < 2:
+        return None
+    best = best_per_family(frame)
+    profiles = gradient_profiles(best)
+    figures["families"] = fig_family_frontiers(family_frontiers(study, frame), out, formats)
+    measured = [p for found in profiles.values() if isinstance(found, list) for p in found]
+    if measured:
+        figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
+    table = best.drop(columns=["checkpoint"])
+    return {"table": table, "sentences": family_sentences(best, profiles)}
 
 
 def pareto_meaningful(spec: dict) -> bool:
@@ -348,7 +379,8 @@ def describe_budget(text: str | None) -> str:
             "epochs": f"{b.amount:g} epochs of training"}[b.kind]
 
 
-def write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict: Verdict) -> list[Path]:
+def write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict: Verdict,
+                    course: dict | None = None) -> list[Path]:
     spec = study.user_attrs.get(SPEC_ATTR, {})
     best = study.get_trials(deepcopy=False)[best_number]
     fp = best.user_attrs.get("fingerprint") or {}
@@ -393,9 +425,16 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
             md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
     for title, table in tables:
         md += [f"## {title}", "", markdown_table(table), ""]
+    course_figures = ["families", "gradflow"]
+    if course:
+        md += ["## Architectures at equal device-seconds", ""] + [f"- {s}" for s in course["sentences"]] + [""]
+        md += [markdown_table(course["table"]), ""]
+        for name in course_figures:
+            if figures.get(name):
+                md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
     md += ["## Details", ""] + [f"- **{k}**: {v}" for k, v in facts] + [""]
     for name, paths in figures.items():
-        if paths and name not in lead:
+        if paths and name not in lead and name not in course_figures:
             md += [f"![{FIGURE_TEXT[name]}]({paths[0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
     md += [f"## Top {top_k} by efficiency (bits/char saved over a uniform guess per device-second)", "",
            markdown_table(by_eff), "", "## Parameters", "", markdown_table(summary), ""]
@@ -436,9 +475,14 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
     parts += [figure(name) for name in lead if figures.get(name)]
     for title, table in tables:
         parts += [f"<h2>{esc(title)}</h2>", f"<div class='wrap'>{html_table(table)}</div>"]
+    if course:
+        parts.append("<h2>Architectures at equal device-seconds</h2><ul>"
+                     + "".join(f"<li>{esc(s)}</li>" for s in course["sentences"]) + "</ul>")
+        parts.append(f"<div class='wrap'>{html_table(course['table'])}</div>")
+        parts += [figure(name) for name in course_figures if figures.get(name)]
     parts.append("<h2>Details</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in facts)
                  + "</ul>")
-    parts += [figure(name) for name, paths in figures.items() if paths and name not in lead]
+    parts += [figure(name) for name, paths in figures.items() if paths and name not in lead + course_figures]
     parts += [f"<h2>Top {top_k} by efficiency</h2>", f"<div class='wrap'>{html_table(by_eff)}</div>",
               "<h2>Parameters</h2>", f"<div class='wrap'>{html_table(summary)}</div>"]
     if samples:

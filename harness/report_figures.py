@@ -229,6 +229,10 @@ def fig_progress(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Pat
 # --- the report --------------------------------------------------------------------------------
 
 FIGURE_TEXT = {
+    "families": "Each model family's frontier: the best held-out bpc its trials reached within x device-seconds.",
+    "gradflow": "Gradient flow through time of each family's best checkpoint: mean |dJ/dh_t| against the distance "
+                "from the loss on held-out text (dashed: the same architecture at initialization).",
+    "embeddings": "The best trial's character embeddings projected on their two principal axes.",
     "frontier": "Every evaluation of every trial (grey) and the frontier: the best held-out bpc reachable within "
                 "x device-seconds, each step labelled with its trial.",
     "confirmed": "Confirmed ranking: test-split bpc over fresh seeds (mean, 95% interval) and the validation figure "
@@ -322,3 +326,17 @@ def fig_embeddings(proj, path: Path) -> Path:
     fig.savefig(path, dpi=200)
     plt.close(fig)
     return path
+
+
+def fig_family_frontiers(fronts: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
+    """Each family's best held-out bpc within x device-seconds: the architectures compared at equal cost."""
+    if fronts.empty:
+        return []
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for family, f in fronts.groupby("family", sort=False):
+        f = f.sort_values("device_seconds")
+        ax.step(f["device_seconds"], f["bpc"], where="post", lw=1.5, label=family)
+    ax.set(xlabel="device-seconds spent by the trial", ylabel="best held-out bits per character so far",
+           title="Each family's frontier (its best trial at every budget)")
+    ax.legend(fontsize=8)
+    return _save(fig, out, "families", formats)

@@ -99,6 +99,17 @@ def test_strip_gutenberg_keeps_only_the_book():
     assert body == "THE BODY of the book, with Words.\nSecond line.\n"
 
 
+def test_a_local_gutenberg_file_loses_its_licence_too(tmp_path):
+    """Otherwise the contiguous test split of a Gutenberg book is its licence."""
+    path = tmp_path / "book.txt"
+    path.write_bytes(BOOK.encode("utf-8"))
+    corpus = load_corpus(str(path), CorpusOptions(lowercase=False, split=(0.5, 0.25, 0.25)))
+    assert corpus.text == "THE BODY of the book, with Words.\nSecond line.\n"
+    plain = tmp_path / "plain.txt"
+    plain.write_text("no markers here, *** just stars ***\n" * 20)
+    assert load_corpus(str(plain), CorpusOptions()).text.startswith("no markers here")
+
+
 class _BookServer:
     def __init__(self, books: dict[str, bytes]):
         self.hits: list[str] = []

@@ -206,6 +206,17 @@ enabled = false
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert "generation" not in trials[0].user_attrs
 
+    # the report of a study that sampled the family compares the families
+    assert main(["report", str(results), "--format", "png"]) == 0
+    report = results / "report"
+    md = (report / "report.md").read_text()
+    section = md.split("## Architectures at equal device-seconds")[1].split("## Details")[0]
+    sentences = [line for line in section.splitlines() if line.startswith("- ")]
+    assert sorted(s.split(":")[0][2:] for s in sentences) == ["gru", "lstm", "mlp", "residual_rnn", "rnn"]
+    assert "no gradient flows in time" in section and "steps back" in section
+    for name in ("families", "gradflow", "embeddings"):
+        assert (report / f"{name}.png").stat().st_size > 1000, name
+
 
 def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small_text_file):
     study_file = write_study(tmp_path / "mo.toml", small_text_file, trials=4,
