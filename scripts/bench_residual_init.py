@@ -34,19 +34,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--leaks", type=float, nargs="+", default=[0.5, 0.1, 0.02])
     parser.add_argument("--hidden-dim", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=1)
     args = parser.parse_args()
     corpus = load_corpus(args.corpus, CorpusOptions())
     tokens = held_out_sequences(corpus.val, 100, 32, seed=0)
-    config = TrainConfig(model="residual_rnn", embedding_dim=64, hidden_dim=args.hidden_dim, layers=1, dropout=0.0,
+    config = TrainConfig(model="residual_rnn", embedding_dim=64, hidden_dim=args.hidden_dim, layers=args.layers,
+                         dropout=0.0,
                          seq_len=64, batch_size=32, lr=2e-3)
-    print(f"bench_residual_init: corpus {corpus.name}, residual RNN E64/H{args.hidden_dim}/L1, {args.seconds:g} s "
+    print(f"bench_residual_init: corpus {corpus.name}, residual RNN E64/H{args.hidden_dim}/L{args.layers}, {args.seconds:g} s "
           f"each, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'leak':>6} {'ratio init':>11} {'decay init':>11} {'ratio trained':>14} {'decay trained':>14} "
           f"{'held-out bpc':>13} {'chars/s':>9}")
     for leak in args.leaks:
         models.RESIDUAL_LEAK = leak
         torch.manual_seed(config.seed)
-        fresh = models.build_model("residual_rnn", len(corpus.vocab), 64, args.hidden_dim, 1, 0.0)
+        fresh = models.build_model("residual_rnn", len(corpus.vocab), 64, args.hidden_dim, args.layers, 0.0)
         init = profile(fresh.double(), tokens, "init")
         trainer = Trainer(config, corpus, Budget("seconds", args.seconds), torch.device("cpu"), evals=4)
         result = trainer.run()
