@@ -351,7 +351,7 @@ def study_spec_for(target: Path, results: Path | None, storage: str | None):
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from harness.confirm import confirm_name, confirmed, run_confirm
+    from harness.confirm import RESULT_ATTR, confirm_name, confirmed, run_confirm
     from harness.study import SweepOptions, open_study
 
     spec, results_dir = study_spec_for(args.target, args.results, args.storage)
@@ -373,9 +373,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
     study = open_study(confirm_spec(spec, args.top, args.seeds, budget), options, create=False)
     frame, lines = confirmed(study)
+    ranking = frame.drop(columns=["params"]).to_dict("records") if not frame.empty else []
+    study.set_user_attr(RESULT_ATTR, jsonsafe.finite({"ranking": ranking, "verdict": lines}))  # stored with the runs
     if args.json:
-        print(jsonsafe.dumps({"study": confirm_name(spec.name), "ranking": frame.drop(columns=["params"]).to_dict(
-            "records") if not frame.empty else [], "verdict": lines}))
+        print(jsonsafe.dumps({"study": confirm_name(spec.name), "ranking": ranking, "verdict": lines}))
         return code
     print_confirmed(frame, lines)
     return code

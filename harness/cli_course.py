@@ -40,27 +40,9 @@ def add_course_parsers(sub) -> None:
     e.set_defaults(handler=cmd_embeddings)
 
 
-def _profiles_for_checkpoint(path: Path, steps: int, count: int, seed: int) -> list:
-    from harness.checkpoint import load_checkpoint
-    from harness.gradflow import held_out_sequences, profile
-    from harness.models import build_model
-    from harness.train import checkpoint_corpus
-
-    ckpt = load_checkpoint(path, "cpu")
-    if ckpt.config.model == "mlp":
-        raise HarnessError(f"{path}: an mlp has no time axis (it sees the current character only); nothing to "
-                           f"measure through time")
-    corpus = checkpoint_corpus(ckpt.meta)
-    tokens = held_out_sequences(ckpt.vocab.encode(corpus.text[corpus.bounds[0]:corpus.bounds[1]]), steps, count, seed)
-    c = ckpt.config
-    torch.manual_seed(c.seed)
-    fresh = build_model(c.model, len(ckpt.vocab), c.embedding_dim, c.hidden_dim, c.layers, 0.0).double()
-    return [profile(fresh, tokens, "init"), profile(ckpt.model.double(), tokens, "trained")]
-
-
 def cmd_gradflow(args: argparse.Namespace) -> int:
     from harness.corpus import DEFAULT_SPEC, CorpusOptions, load_corpus
-    from harness.gradflow import held_out_sequences, profile
+    from harness.gradflow import checkpoint_profiles, held_out_sequences, profile
     from harness.models import build_model
     from harness.report_figures import fig_gradflow
 
@@ -70,7 +52,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         raise HarnessError("--steps must be at least 2 and --sequences at least 1")
     profiles, notes = [], []
     for path in args.checkpoint:
-        profiles += _profiles_for_checkpoint(path, args.steps, args.sequences, args.seed)
+        profiles += checkpoint_profiles(path, args.steps, args.sequences, args.seed)
     if args.model:
         corpus = load_corpus(args.corpus or DEFAULT_SPEC, CorpusOptions())
         tokens = held_out_sequences(corpus.val, args.steps, args.sequences, args.seed)
@@ -122,4 +104,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
           f"{proj.explained[0]:.1%} + {proj.explained[1]:.1%} of the variance; figure: {args.out}")
     for q, near in found.items():
         print(f"  {label(q):>5}: " + "  ".join(f"{label(c)} {s:+.2f}" for c, s in near))
+    missing = [q for q in queries if q not in found]
+    if missing:
+        print(f"not in this checkpoint's vocabulary: {' '.join(label(q) for q in missing)}")
     return 0

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.errors import HarnessError
 from harness.models import CharModel
 
 
@@ -91,7 +93,8 @@ def hidden_gradients(model: CharModel, tokens: torch.Tensor) -> list[torch.Tenso
 def held_out_sequences(data: torch.Tensor, length: int, count: int, seed: int = 0) -> torch.Tensor:
     """`count` windows of length + 1 from a held-out split, at fixed random offsets."""
     if len(data) < length + 2:
-        raise ValueError(f"the held-out text has {len(data)} characters, fewer than a window of {length + 1}")
+        raise HarnessError(f"the held-out text has {len(data):,} characters, fewer than a window of {length + 1:,}; "
+                           f"use a smaller --steps or a larger validation split")
     g = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(data) - length - 1, (count,), generator=g)
     return torch.stack([data[s:s + length + 1] for s in starts.tolist()])
@@ -104,3 +107,21 @@ def profile(model: CharModel, tokens: torch.Tensor, label: str, batch: int = 32)
         norms = torch.stack([g.norm(dim=1) for g in grads]).sum(dim=1)  # (T,) summed over these sequences
         total = norms if total is None else total + norms
     return FlowProfile(getattr(model, "family", "?"), label, (total / len(tokens)).tolist(), len(tokens))
+
+
+def checkpoint_profiles(path: Path, steps: int, count: int, seed: int) -> list[FlowProfile]:
+    """[init, trained] profiles of a checkpoint on its own corpus's validation text (init: same seed)."""
+    from harness.checkpoint import load_checkpoint
+    from harness.models import build_model
+    from harness.train import checkpoint_corpus
+
+    ckpt = load_checkpoint(path, "cpu")
+    if ckpt.config.model == "mlp":
+        raise HarnessError(f"{path}: an mlp has no time axis (it sees the current character only); nothing to "
+                           f"measure through time")
+    corpus = checkpoint_corpus(ckpt.meta)
+    tokens = held_out_sequences(ckpt.vocab.encode(corpus.text[corpus.bounds[0]:corpus.bounds[1]]), steps, count, seed)
+    c = ckpt.config
+    torch.manual_seed(c.seed)
+    fresh = build_model(c.model, len(ckpt.vocab), c.embedding_dim, c.hidden_dim, c.layers, 0.0).double()
+    return [profile(fresh, tokens, "init"), profile(ckpt.model.double(), tokens, "trained")]

@@ -9,6 +9,8 @@ from typing import Any
 
 def finite(value: Any) -> Any:
     """The same data with non-finite floats as None; an unmeasured or undefined figure is null, never 0."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy scalar (pandas hands them out)
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

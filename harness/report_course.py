@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from harness.errors import HarnessError
 from harness.frontier import eval_points, frontier
 
 GRADFLOW_STEPS = 100
@@ -48,14 +49,14 @@ def best_per_family(frame: pd.DataFrame) -> pd.DataFrame:
 
 def gradient_profiles(best: pd.DataFrame) -> dict[str, list]:
     """family -> [init profile, trained profile] of its best checkpoint (mlp: none, it has no time axis)."""
-    from harness.cli_course import _profiles_for_checkpoint
+    from harness.gradflow import checkpoint_profiles
 
     found = {}
     for row in best.itertuples():
         if row.family == "mlp" or not isinstance(row.checkpoint, str) or not Path(row.checkpoint).exists():
             continue
         try:
-            found[row.family] = _profiles_for_checkpoint(Path(row.checkpoint), GRADFLOW_STEPS, GRADFLOW_SEQUENCES, 0)
+            found[row.family] = checkpoint_profiles(Path(row.checkpoint), GRADFLOW_STEPS, GRADFLOW_SEQUENCES, 0)
         except Exception as e:  # the section says what it could not measure instead of failing the report
             found[row.family] = str(e).splitlines()[0][:200]
     return found
@@ -96,7 +97,10 @@ def embeddings_figure(checkpoint: str | None, out: Path, name: str = "embeddings
 
     if not checkpoint or not Path(checkpoint).exists():
         return None, None
-    ckpt = load_checkpoint(checkpoint, "cpu")
+    try:
+        ckpt = load_checkpoint(checkpoint, "cpu")
+    except HarnessError as e:  # the report says what it could not draw instead of failing
+        return None, f"The embedding map is missing: {e}"
     proj = project(embedding_matrix(ckpt.model), list(ckpt.vocab.chars))
     path = fig_embeddings(proj, out / f"{name}.png")
     return path, (f"The two PCA axes hold {proj.explained[0]:.0%} and {proj.explained[1]:.0%} of the variance of the "

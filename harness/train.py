@@ -237,10 +237,7 @@ class Trainer:
         self.val_data = corpus.val.to(device)
         self.model = build_model(config.model, len(corpus.vocab), config.embedding_dim, config.hidden_dim,
                                  config.layers, config.dropout).to(device)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
-            weight_decay=config.weight_decay, fused=device.type == "cuda",
-        )
+        self.optimizer = self.make_optimizer(self.model)
         self.precision = resolve_precision(precision, self.model, device)
         self.scaler = self.precision.scaler(device)
         self.epoch_chars = chars_per_epoch(len(self.train_data), config.batch_size)
@@ -281,6 +278,32 @@ class Trainer:
         if self.telemetry is not None:
             self.telemetry.end("training")
 
+    def make_optimizer(self, model: CharModel) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.Adam(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay,
+                                fused=self.device.type == "cuda")
+
+    def step(self, model: CharModel, optimizer, scaler, inputs: torch.Tensor, targets: torch.Tensor, state):
+        """One optimizer step on one chunk; returns the (undetached) loss and the detached state."""
+        with self.precision.autocast(self.device):
+            logits, state = model(inputs, state)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        clip = self.config.grad_clip
+        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            if clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+        return loss, detach_state(state)
+
     def warm_up(self, steps: int = WARMUP_STEPS) -> float:
         """Untimed steps on a throw-away copy (model, optimizer, random state), so the trained run is unchanged.
 
@@ -291,25 +314,13 @@ class Trainer:
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         model = copy.deepcopy(self.model).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr, fused=self.device.type == "cuda")
+        optimizer, scaler = self.make_optimizer(model), self.precision.scaler(self.device)
         b, t = self.config.batch_size, self.config.seq_len
         inputs = self.train_data[: b * t].view(b, t)
         targets = self.train_data[1: b * t + 1].view(b, t)
         state = None
-        scaler = self.precision.scaler(self.device)
         for _ in range(steps):
-            with self.precision.autocast(self.device):
-                logits, state = model(inputs, state)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            state = detach_state(state)
+            _, state = self.step(model, optimizer, scaler, inputs, targets, state)
         model.eval()
         with torch.no_grad(), self.precision.autocast(self.device):
             streams = min(EVAL_STREAMS, max(1, len(self.val_data) // 2))
@@ -349,23 +360,7 @@ class Trainer:
             offset = int(torch.randint(0, config.seq_len, (1,), generator=self.offsets))
             state = None
             for inputs, targets in epoch_chunks(self.train_data, config.batch_size, config.seq_len, offset):
-                with self.precision.autocast(self.device):
-                    logits, state = model(inputs, state)
-                    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler is not None:  # fp16: scale the loss so small gradients do not underflow
-                    self.scaler.scale(loss).backward()
-                    if config.grad_clip > 0:
-                        self.scaler.unscale_(self.optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    loss.backward()
-                    if config.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    self.optimizer.step()
-                state = detach_state(state)
+                loss, state = self.step(model, self.optimizer, self.scaler, inputs, targets, state)
                 loss_sum += loss.detach()
                 loss_steps += 1
                 r.steps += 1

@@ -133,3 +133,11 @@ def test_the_commands_on_a_trained_checkpoint(small_corpus, tmp_path, capsys):
 
     assert main(["gradflow"]) == 2
     assert "give a checkpoint" in capsys.readouterr().err
+
+
+def test_a_window_longer_than_the_held_out_text_is_a_clear_error():
+    from harness.errors import HarnessError
+    from harness.gradflow import held_out_sequences
+
+    with pytest.raises(HarnessError, match="fewer than a window of 101"):
+        held_out_sequences(torch.zeros(50, dtype=torch.long), 100, 4)

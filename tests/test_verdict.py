@@ -119,6 +119,8 @@ def test_confirm_runs_k_by_n_resumes_after_an_interrupt_and_reports(tmp_path, sm
     assert len(ranking) == 2 and all(r["runs"] == 2 for r in ranking)
     assert all(r["ci95_low"] <= r["test_bpc_mean"] <= r["ci95_high"] for r in ranking)
     assert result["verdict"]
+    stored = load(results, "tiny/confirm").user_attrs["harness:confirmed"]  # stored with the runs, too
+    assert stored["verdict"] == result["verdict"] and len(stored["ranking"]) == 2
 
     assert main(["report", str(results), "--format", "png"]) == 0
     page = (results / "report" / "report.html").read_text()
