@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from harness import jsonsafe, precision
-from harness.config import Budget, TrainConfig
+from harness.config import LR_SCHEDULES, Budget, TrainConfig
 from harness.corpus import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
 from harness.device import resolve_device
 from harness.errors import HarnessError
@@ -46,7 +46,17 @@ def add_train_parser(sub) -> None:
     m.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
     m.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len)
     m.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    m.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    m.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default %(default)g)")
+    m.add_argument("--lr-schedule", default=DEFAULTS.lr_schedule, choices=LR_SCHEDULES,
+                   help="wsd: warm up, hold, decay over the last --lr-decay of the budget; cosine/linear: decay "
+                        "from the warm-up on; each ends at --lr-min-ratio x lr exactly when the budget ends; "
+                        "constant: the course recipe (default %(default)s)")
+    m.add_argument("--lr-warmup", type=float, default=DEFAULTS.lr_warmup,
+                   help="share of the budget spent ramping up (default %(default)g)")
+    m.add_argument("--lr-decay", type=float, default=DEFAULTS.lr_decay,
+                   help="share of the budget the wsd schedule decays over (default %(default)g)")
+    m.add_argument("--lr-min-ratio", type=float, default=DEFAULTS.lr_min_ratio,
+                   help="final learning rate / lr (default %(default)g)")
     m.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     m.add_argument("--grad-clip", type=float, default=DEFAULTS.grad_clip, help="max gradient norm; 0 turns it off")
     m.add_argument("--seed", type=int, default=DEFAULTS.seed)
@@ -71,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         model=args.model, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, layers=args.layers,
         dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed, lr_schedule=args.lr_schedule,
+        lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio,
     ).validate()
     budget = Budget.parse(args.budget)
     if args.evals < 1:

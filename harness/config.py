@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from harness.errors import HarnessError
 from harness.models import FAMILIES
 
+LR_SCHEDULES = ("constant", "wsd", "cosine", "linear")
+
 
 @dataclass
 class TrainConfig:
@@ -28,6 +30,10 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     grad_clip: float = 1.0
+    lr_schedule: str = "constant"
+    lr_warmup: float = 0.02
+    lr_decay: float = 0.2
+    lr_min_ratio: float = 0.0
     seed: int = 1337
 
     def validate(self) -> TrainConfig:
@@ -47,9 +53,42 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise HarnessError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise HarnessError(f"lr_schedule {self.lr_schedule!r} is not a schedule; choose one of "
+                               f"{', '.join(LR_SCHEDULES)}")
+        if not 0.0 <= self.lr_warmup < 1.0:
+            raise HarnessError(f"lr_warmup is a share of the budget in [0, 1), got {self.lr_warmup!r}")
+        if not 0.0 < self.lr_decay <= 1.0 or self.lr_warmup + self.lr_decay > 1.0:
+            raise HarnessError(f"lr_decay is the share of the budget the wsd schedule decays over, in (0, 1] and at "
+                               f"most 1 - lr_warmup; got {self.lr_decay!r} (lr_warmup {self.lr_warmup!r})")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise HarnessError(f"lr_min_ratio (the final rate / lr) must be in [0, 1], got {self.lr_min_ratio!r}")
         if self.grad_clip < 0:
             raise HarnessError(f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         return self
+
+    def lr_factor(self, fraction: float) -> float:
+        """The learning rate's multiplier when `fraction` of the budget is spent.
+
+        "constant": 1 throughout (the course recipe). The others ramp up linearly over the first
+        `lr_warmup` of the budget and end at `lr_min_ratio` exactly when the budget ends, whatever
+        its unit, so a 12-s trial and an 8-h run both end annealed. "wsd" (warm-up, stable, decay)
+        holds the peak until the last `lr_decay` of the budget and then decays linearly: past the
+        short warm-up, every evaluation before the decay sees what a constant rate would, so a
+        pruner's early decisions are the constant rate's. "cosine" and "linear" (nanoGPT's shapes) decay from the end of the warm-up.
+        """
+        if self.lr_schedule == "constant":
+            return 1.0
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction < self.lr_warmup:
+            return max(fraction / self.lr_warmup, 0.01)
+        if self.lr_schedule == "wsd":
+            start = 1.0 - self.lr_decay
+            progress = max(0.0, (fraction - start) / self.lr_decay)
+        else:
+            progress = (fraction - self.lr_warmup) / (1.0 - self.lr_warmup)
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if self.lr_schedule == "cosine" else 1.0 - progress
+        return self.lr_min_ratio + (1.0 - self.lr_min_ratio) * shape
 
     def to_dict(self) -> dict:
         return asdict(self)

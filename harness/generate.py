@@ -2,7 +2,7 @@
 
 The course code re-ran the model over the last seq_len characters for every new character
 (seq_len times the work, and a context cut at seq_len); here the prompt is read once and each
-new character costs one recurrent step. All samples of one temperature are one batch.
+new character costs one recurrent step. All samples of all temperatures are one batch.
 Temperature 0 is greedy decoding; top-k and top-p (nucleus) filtering apply after temperature.
 """
 
@@ -62,42 +62,69 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
     return logits
 
 
+def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF sampling: row r takes the first index whose cumulative probability exceeds uniforms[r].
+
+    The uniforms are drawn up front from each temperature's own generator, so one batch can hold
+    every temperature while each keeps the random stream it would have alone.
+    """
+    cdf = probs.cumsum(dim=-1)
+    picked = (cdf < uniforms.unsqueeze(-1) * cdf[:, -1:]).sum(dim=-1)
+    return picked.clamp_(max=probs.shape[-1] - 1)
+
+
 @torch.inference_mode()
-def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float, samples: int = 1,
-           top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-           unknown: str = "error") -> Samples:
-    """`samples` continuations of `length` characters at one temperature, generated as one batch."""
-    if length < 0 or samples < 1 or temperature < 0:
-        raise HarnessError("length must be >= 0, samples >= 1 and temperature >= 0")
+def sample_batch(model: CharModel, vocab: Vocab, prompt: str, length: int, temperatures: list[float],
+                 samples: int = 1, top_k: int | None = None, top_p: float | None = None,
+                 seeds: list[int] | None = None, unknown: str = "error") -> list[Samples]:
+    """`samples` continuations at each temperature, all generated as one batch (one model step per character).
+
+    Temperature i draws from its own generator seeded with seeds[i], so adding a temperature
+    changes no other's samples. The course's sampler re-ran the last seq_len characters for every
+    new character, one sample at a time; one batch for the report's whole workload is what makes
+    generation a negligible share of a trial (scripts/bench.py, "generation").
+    """
+    if length < 0 or samples < 1 or not temperatures or any(t < 0 for t in temperatures):
+        raise HarnessError("length must be >= 0, samples >= 1 and every temperature >= 0")
     if top_p is not None and not 0 < top_p <= 1:
         raise HarnessError(f"top-p must be in (0, 1], got {top_p}")
     device = next(model.parameters()).device
     model.eval()
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
-    tokens = encode_prompt(prompt, vocab, unknown).to(device).unsqueeze(0).expand(samples, -1)
+    seeds = seeds or [int(torch.randint(0, 2**62, (1,))) for _ in temperatures]
+    uniforms = torch.cat([torch.rand(samples, length, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+                          for seed in seeds]).clamp_(min=1e-12).to(device)  # u = 0 could pick a masked token
+    rows = len(temperatures) * samples
+    temps = torch.tensor(temperatures, dtype=torch.float32, device=device).repeat_interleave(samples).unsqueeze(1)
+    greedy = temps[:, 0] == 0
+    safe_temps = torch.where(temps == 0, torch.ones_like(temps), temps)
+    tokens = encode_prompt(prompt, vocab, unknown).to(device).unsqueeze(0).expand(rows, -1)
     logits, state = model(tokens, None)
     logits = logits[:, -1].float()
-    out = torch.empty(samples, length, dtype=torch.long, device=device)
+    out = torch.empty(rows, length, dtype=torch.long, device=device)
     for i in range(length):
-        if temperature == 0:
-            nxt = logits.argmax(dim=-1, keepdim=True)
-        else:
-            probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator)
-        out[:, i] = nxt[:, 0]
+        probs = torch.softmax(filter_logits(logits / safe_temps, top_k, top_p), dim=-1)
+        nxt = torch.where(greedy, logits.argmax(dim=-1), draw(probs.double(), uniforms[:, i]))
+        out[:, i] = nxt
         if i + 1 < length:
-            logits, state = model(nxt, state)
+            logits, state = model(nxt.unsqueeze(1), state)
             logits = logits[:, -1].float()
-    texts = [vocab.decode(row).replace(UNK, "?") for row in out.cpu()]
-    return Samples(temperature, prompt, texts)
+    rows_text = [vocab.decode(row).replace(UNK, "?") for row in out.cpu()]
+    return [Samples(t, prompt, rows_text[k * samples : (k + 1) * samples]) for k, t in enumerate(temperatures)]
+
+
+def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float, samples: int = 1,
+           top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+           unknown: str = "error") -> Samples:
+    """`samples` continuations of `length` characters at one temperature, generated as one batch."""
+    return sample_batch(model, vocab, prompt, length, [temperature], samples, top_k, top_p,
+                        None if seed is None else [seed], unknown)[0]
 
 
 def sample_temperatures(model: CharModel, vocab: Vocab, prompt: str, length: int, temperatures: list[float],
                         samples: int = 1, seed: int | None = None, **options) -> list[Samples]:
-    """One batch per temperature; temperature i uses seed + i, so adding a temperature changes no other."""
-    return [sample(model, vocab, prompt, length, t, samples, seed=None if seed is None else seed + i, **options)
-            for i, t in enumerate(temperatures)]
+    """Every temperature in one batch; temperature i uses seed + i, so adding a temperature changes no other."""
+    seeds = None if seed is None else [seed + i for i in range(len(temperatures))]
+    return sample_batch(model, vocab, prompt, length, temperatures, samples, seeds=seeds, **options)
 
 
 def generate_and_score(model: CharModel, vocab: Vocab, prompt: str, length: int, temperatures: list[float],

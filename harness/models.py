@@ -9,7 +9,8 @@ Families (the course material's models):
 - `gru`: the same with nn.GRU.
 - `rnn`: h_t = tanh(W_embed x_t + W_rec h_{t-1}) via nn.RNN (fused), stackable.
 - `residual_rnn`: h_t = h_{t-1} + tanh(W_rec h_{t-1} + W_embed x_t), stackable; no fused kernel
-  exists, so the input projection of all time steps is one matmul and only the recurrence loops.
+  exists, so the input projection of all time steps is one matmul and only the recurrence loops,
+  in `ResidualScan` (graph-free forward, hand-written backward).
 - `mlp`: the bigram model h = W_embed x, s = W_unembed h; no recurrence, so `hidden_dim` and
   `layers` are unused and `embedding_dim` is the width of h.
 """
@@ -74,12 +75,64 @@ class ResidualRNNLayer(nn.Module):
             self.w_rec.weight -= RESIDUAL_LEAK * torch.eye(hidden_dim)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        projected = self.w_in(x)
-        outputs = []
-        for t in range(x.shape[1]):
-            h = h + torch.tanh(projected[:, t] + self.w_rec(h))
-            outputs.append(h)
-        return torch.stack(outputs, dim=1), h
+        return ResidualScan.apply(self.w_in(x), h, self.w_rec.weight)
+
+
+def residual_scan_reference(projected: torch.Tensor, h: torch.Tensor,
+                            w_rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrence in plain autograd, one op at a time: the oracle `ResidualScan` is tested against."""
+    outputs = []
+    for t in range(projected.shape[1]):
+        h = h + torch.tanh(projected[:, t] + h @ w_rec.T)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), h
+
+
+class ResidualScan(torch.autograd.Function):
+    """h_t = h_{t-1} + tanh(p_t + h_{t-1} W^T) over a whole chunk, with a hand-written backward.
+
+    No fused kernel exists for this cell, and through autograd every time step records four nodes
+    and replays them one by one; here the forward loop runs without a graph (one addmm, one tanh,
+    one add a step) and the backward is the two-line recurrence below, with W's gradient as one
+    matmul over all steps. The final state is its own output (not a view of the outputs), so a
+    gradient that reaches it through the next chunk and one that reaches the last output through
+    the head stay apart, as they would through autograd (harness.gradflow reads them apart). The derivation, for g_t = dJ/dh_t:
+        a_t = tanh(z_t), z_t = p_t + h_{t-1} W^T
+        dz_t = g_t * (1 - a_t^2);  dp_t = dz_t;  g_{t-1} += g_t + dz_t W;  dW = sum_t dz_t^T h_{t-1}
+    """
+
+    @staticmethod
+    def forward(ctx, projected: torch.Tensor, h0: torch.Tensor,
+                w_rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, steps, width = projected.shape
+        outputs = projected.new_empty(batch, steps, width)
+        activations = projected.new_empty(batch, steps, width)
+        w_t = w_rec.t().to(projected.dtype)  # under autocast, the step runs in the projection's dtype
+        h = h0.to(projected.dtype)
+        for t in range(steps):
+            a = torch.tanh(torch.addmm(projected[:, t], h, w_t))
+            activations[:, t] = a
+            h = h + a
+            outputs[:, t] = h
+        ctx.save_for_backward(h0, w_rec, outputs, activations)
+        return outputs, h
+
+    @staticmethod
+    def backward(ctx, grad_outputs: torch.Tensor, grad_last: torch.Tensor):
+        h0, w_rec, outputs, activations = ctx.saved_tensors
+        dtype = w_rec.dtype  # gradients accumulate in the weights' precision, whatever autocast ran
+        grad_outputs, activations, outputs = grad_outputs.to(dtype), activations.to(dtype), outputs.to(dtype)
+        steps = outputs.shape[1]
+        grad_z = torch.empty_like(activations)
+        carry = grad_last.to(dtype)
+        for t in range(steps - 1, -1, -1):
+            g = grad_outputs[:, t] + carry
+            dz = g * (1 - activations[:, t] ** 2)
+            grad_z[:, t] = dz
+            carry = torch.addmm(g, dz, w_rec)
+        previous = torch.cat([h0.to(dtype).unsqueeze(1), outputs[:, :-1]], dim=1)
+        grad_w = grad_z.reshape(-1, grad_z.shape[-1]).t() @ previous.reshape(-1, previous.shape[-1])
+        return grad_z, carry.to(h0.dtype), grad_w
 
 
 class ResidualRNN(CharModel):

@@ -82,6 +82,7 @@ class ShareClock:
         self.wall = 0.0
         self.share = 0.0
         self.last: float | None = None
+        self.n = 1  # runs on the device at the last read
 
     def start(self, now: float) -> None:
         self.last = now
@@ -92,9 +93,18 @@ class ShareClock:
             return
         dt = max(0.0, now - self.last)
         n = self.occupancy.count() if self.occupancy is not None else 1
+        self.n = n
         self.wall += dt
         self.share += dt / n
         self.last = now
+
+    def estimate(self, now: float) -> float:
+        """The share so far without a device sync: host time since the last read, at the last read's n.
+
+        For decisions that need not be exact between syncs (the learning-rate schedule); budgets
+        and reported figures use `share`, which only synchronized reads advance.
+        """
+        return self.share + (max(0.0, now - self.last) / self.n if self.last is not None else 0.0)
 
     def stop(self, now: float) -> None:
         self.tick(now)

@@ -14,9 +14,10 @@ Figures and what they measure:
 - `eval_seconds`: the same for evaluating on held-out text (`eval_wall_seconds` beside it).
 - `concurrency`: wall / share, the time-weighted mean number of runs on the device.
 - `device_seconds` = train + eval: the time the run held the device, start-up excluded. Warm-up
-  is excluded too: before the clock starts, a throw-away copy of the model takes `WARMUP_STEPS`
-  training steps and one evaluation pass (`warmup_seconds`), so cuDNN/cuBLAS handles, lazy
-  kernel loading and allocator growth are not charged to the first trial of each worker.
+  is excluded too: on CUDA, before the clock starts, a throw-away copy of the model takes
+  `WARMUP_STEPS` training steps and one evaluation pass (`warmup_seconds`), so cuDNN/cuBLAS
+  handles, lazy kernel loading and allocator growth are not charged to the first trial of each
+  worker (the CPU has no such penalty, so it skips the warm-up unless asked).
 - `train_chars_per_s`: predicted characters per training second.
 - held-out loss is the exact mean NLL (nats) over every character of the validation split but
   its first; bpc = loss / ln 2; perplexity = exp(loss).
@@ -101,6 +102,7 @@ class TrainResult:
     train_wall_seconds: float = 0.0
     eval_wall_seconds: float = 0.0
     warmup_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
     best: EvalPoint | None = None
     final: EvalPoint | None = None
     curve: list[EvalPoint] = field(default_factory=list)
@@ -146,6 +148,7 @@ class TrainResult:
             "eval_wall_seconds": self.eval_wall_seconds,
             "concurrency": self.concurrency,
             "warmup_seconds": self.warmup_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
             "steps": self.steps,
             "train_chars": self.train_chars,
             "params": self.params,
@@ -218,10 +221,13 @@ class Trainer:
     def __init__(self, config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device, *,
                  out_dir: Path | None = None, evals: int = 10, precision: str = "auto",
                  on_eval: Callable[[EvalPoint], bool | None] | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, telemetry=None, warmup: bool = True,
+                 on_progress: Callable[[Progress], None] | None = None, telemetry=None, warmup: bool | None = None,
                  share_device: bool = True):
         self.config = config.validate()
-        self.warmup = warmup
+        # Warm-up pays off where first calls are slow (CUDA: handles, lazy kernel loading, allocator
+        # growth). On the CPU there is no first-trial penalty to remove (measured: docs/measurements.md),
+        # so there it would only cost ~5% of a 12-s trial (scripts/bench.py, "overhead").
+        self.warmup = device.type == "cuda" if warmup is None else warmup
         self.occupancy = Occupancy(device) if share_device else None
         self.train_clock, self.eval_clock = ShareClock(self.occupancy), ShareClock(self.occupancy)
         corpus.check_fits(config.seq_len, config.batch_size)
@@ -238,6 +244,7 @@ class Trainer:
         self.model = build_model(config.model, len(corpus.vocab), config.embedding_dim, config.hidden_dim,
                                  config.layers, config.dropout).to(device)
         self.optimizer = self.make_optimizer(self.model)
+        self.current_lr = config.lr
         self.precision = resolve_precision(precision, self.model, device)
         self.scaler = self.precision.scaler(device)
         self.epoch_chars = chars_per_epoch(len(self.train_data), config.batch_size)
@@ -282,6 +289,21 @@ class Trainer:
         c = self.config
         return torch.optim.Adam(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay,
                                 fused=self.device.type == "cuda")
+
+    def set_lr(self) -> None:
+        """The schedule's rate for the budget spent so far; between syncs a seconds budget is estimated
+        from the host clock, so a 12-s trial's decay moves every step, not every SYNC_INTERVAL_S."""
+        if self.config.lr_schedule == "constant":
+            return
+        if self.budget.kind == "seconds":
+            fraction = self.train_clock.estimate(time.perf_counter()) / self.budget.amount
+        else:
+            fraction = self.fraction_done()
+        lr = self.config.lr * self.config.lr_factor(fraction)
+        if lr != self.current_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.current_lr = lr
 
     def step(self, model: CharModel, optimizer, scaler, inputs: torch.Tensor, targets: torch.Tensor, state):
         """One optimizer step on one chunk; returns the (undetached) loss and the detached state."""
@@ -360,6 +382,7 @@ class Trainer:
             offset = int(torch.randint(0, config.seq_len, (1,), generator=self.offsets))
             state = None
             for inputs, targets in epoch_chunks(self.train_data, config.batch_size, config.seq_len, offset):
+                self.set_lr()
                 loss, state = self.step(model, self.optimizer, self.scaler, inputs, targets, state)
                 loss_sum += loss.detach()
                 loss_steps += 1
@@ -409,10 +432,12 @@ class Trainer:
         if math.isfinite(loss) and (r.best is None or loss < r.best.loss):
             r.best = point
             if self.out_dir is not None:
+                saving = time.perf_counter()
                 path = self.out_dir / "best.pt"
                 save_checkpoint(path, self.model, self.config, self.vocab,
                                 {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)})
                 r.checkpoint = str(path)
+                r.checkpoint_seconds += time.perf_counter() - saving
         if not math.isfinite(loss):
             r.status, r.reason = "diverged", f"validation loss became {loss} at step {r.steps}"
             return True

@@ -81,6 +81,8 @@ class TrialRunner:
     def run(self, trial: Trial) -> tuple[TrialState, list[float] | None]:
         """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt and DiskFullError."""
         spec = self.spec
+        started = time.perf_counter()
+        self.timings: dict[str, float] = {}
         params = suggest(trial, spec)
         trial_dir = self.options.results_dir / spec.trials_subdir / f"{trial.number:04d}"
         trial.set_user_attr("reason", None)
@@ -106,7 +108,11 @@ class TrialRunner:
             trial.set_user_attr("traceback", "".join(traceback.format_exc().splitlines(keepends=True)[-15:]))
             state, values = TrialState.FAIL, None
         else:
+            recording = time.perf_counter()
             state, values = self.outcome(trial, summary)
+            self.timings["record"] += time.perf_counter() - recording
+            self.timings["total"] = time.perf_counter() - started
+            trial.set_user_attr("timings", self.timings)
         finally:
             gc.collect()
             if self.device.type == "cuda":
@@ -132,6 +138,7 @@ class TrialRunner:
             self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
                                          f"{format_seconds(p.eta_seconds)} left in trial | {self.status()}")
 
+        clock = time.perf_counter()
         with Telemetry(self.device) as telemetry:
             trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
                               precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
@@ -143,15 +150,29 @@ class TrialRunner:
             if fault == "nan":
                 with torch.no_grad():
                     next(trainer.model.parameters()).fill_(float("nan"))
+            setup = time.perf_counter() - clock
             result = trainer.run()
             summary = result.summary()
             del trainer, result
+            clock = time.perf_counter()
             if summary["checkpoint"] and spec.generate.enabled and summary["status"] != "diverged":
                 with telemetry.window("generation"):
                     summary["generation"] = self.generate(summary["checkpoint"])
+            generation = time.perf_counter() - clock
+        clock = time.perf_counter()
         summary["telemetry"] = cost_summary(telemetry, summary)
         summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
+        # Where a trial's wall time goes (scripts/bench.py, "overhead"): training steps are the product,
+        # everything else is what the harness costs. "loop" is the host's share between device syncs.
+        s = summary
+        self.timings.update(
+            setup=setup, warmup=s["warmup_seconds"], train=s["train_wall_seconds"], eval=s["eval_wall_seconds"],
+            checkpoint=s["checkpoint_seconds"], generation=generation,
+            loop=max(0.0, s["wall_seconds"] - s["warmup_seconds"] - s["train_wall_seconds"] - s["eval_wall_seconds"]
+                     - s["checkpoint_seconds"]),
+        )
         write_json_atomic(trial_dir / "result.json", summary)
+        self.timings["record"] = time.perf_counter() - clock
         return summary
 
     def test_bpc(self, trial: Trial, checkpoint: str) -> float:

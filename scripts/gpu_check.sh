@@ -71,8 +71,11 @@ harness train --device cuda --hidden-dim 512 --seq-len 128 --batch-size 256 --lr
   --out "$out/large" --json > "$out/large.json"
 summarize "$out/large.json" "large batch"
 
-echo "--- 3. course recipe (overlapping windows, DataLoader) vs harness train, 30 s each"
-python scripts/bench_train.py --seconds 30 --device cuda
+echo "--- 3. the performance benchmark's GPU sections (recipe vs harness, generation, families, utilization)"
+corpus=builtin:pydoc
+[ -f ../shared/corpora/theprince.txt ] && corpus=../shared/corpora/theprince.txt
+python scripts/bench.py --device cuda --corpus "$corpus" --quick \
+  --only ceiling,throughput,generation,telemetry,families,gpu --markdown "$out/performance.md"
 
 echo "--- 4. four-trial sweep with telemetry"
 harness sweep studies/demo.toml --device cuda --trials 4 --results "$out/sweep"

@@ -10,7 +10,7 @@ import torch
 from harness.config import Budget, TrainConfig
 from harness.corpus import Vocab
 from harness.errors import HarnessError
-from harness.generate import filter_logits, sample
+from harness.generate import draw, filter_logits, sample, sample_temperatures
 from harness.models import FAMILIES, build_model
 from harness.train import train
 
@@ -57,6 +57,27 @@ def test_seed_reproduces_and_temperature_matters():
     assert all(len(t) == 40 for t in a)
     assert sample(model, VOCAB, "ab", 40, 1.0, samples=2, seed=5, top_k=1).texts == \
         sample(model, VOCAB, "ab", 40, 0.0, samples=2).texts
+
+
+def test_all_temperatures_in_one_batch_keep_their_own_samples():
+    """One batch for every temperature, yet each temperature's samples are those it would get alone."""
+    torch.manual_seed(3)
+    model = build_model("lstm", len(VOCAB), 12, 20, 2, 0.0).eval()
+    together = sample_temperatures(model, VOCAB, "ab", 30, [0.5, 1.0, 0.0, 1.5], samples=3, seed=11)
+    assert [g.temperature for g in together] == [0.5, 1.0, 0.0, 1.5]
+    for i, group in enumerate(together):
+        alone = sample(model, VOCAB, "ab", 30, group.temperature, samples=3, seed=11 + i)
+        assert group.texts == alone.texts
+    assert len(set(together[2].texts)) == 1  # greedy rows agree
+    assert len(set(together[3].texts)) > 1
+
+
+def test_inverse_cdf_draws_follow_the_distribution():
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2]], dtype=torch.float64).expand(40000, -1)
+    picked = draw(probs, torch.rand(40000, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    freq = torch.bincount(picked, minlength=4).double() / 40000
+    assert freq[1] == 0  # a zero-probability symbol is never drawn
+    torch.testing.assert_close(freq, probs[0], atol=0.01, rtol=0)
 
 
 def test_filter_logits():

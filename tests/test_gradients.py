@@ -93,3 +93,26 @@ def test_residual_rnn_jacobian_keeps_identity_path():
     torch.testing.assert_close(jac, expected)
     # the forward pass is the formula itself
     torch.testing.assert_close(step(h_prev).detach(), h_prev + torch.tanh(z))
+
+
+def test_residual_scan_backward_is_the_derivation():
+    """The hand-written backward of the residual recurrence against autograd's, and finite differences."""
+    from harness.models import ResidualScan, residual_scan_reference
+
+    torch.manual_seed(3)
+    projected = torch.randn(3, 9, 6, requires_grad=True)
+    h0 = torch.randn(3, 6, requires_grad=True)
+    w_rec = (0.3 * torch.randn(6, 6) - 0.5 * torch.eye(6)).requires_grad_()
+    assert torch.autograd.gradcheck(ResidualScan.apply, (projected, h0, w_rec))
+    w_out, w_last = torch.randn(3, 9, 6), torch.randn(3, 6)  # a loss on every step and on the final state
+
+    def loss(outputs, last):
+        return (outputs * w_out).sum() + (last * w_last).sum()
+
+    ours = torch.autograd.grad(loss(*ResidualScan.apply(projected, h0, w_rec)), (projected, h0, w_rec))
+    reference = torch.autograd.grad(loss(*residual_scan_reference(projected, h0, w_rec)), (projected, h0, w_rec))
+    for got, expected in zip(ours, reference, strict=True):
+        torch.testing.assert_close(got, expected)
+    for got, expected in zip(ResidualScan.apply(projected, h0, w_rec), residual_scan_reference(projected, h0, w_rec),
+                             strict=True):
+        torch.testing.assert_close(got, expected)

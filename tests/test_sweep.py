@@ -239,7 +239,8 @@ def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small
 
 
 def test_interrupting_a_multi_worker_sweep_marks_every_running_trial(tmp_path, small_text_file):
-    study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=4, budget="200k", pruner="none")
+    # trials long enough (400k characters) that neither can finish between the check and the signal
+    study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=4, budget="400k", pruner="none")
     results = tmp_path / "res"
     proc = sweep_proc(study_file, results, "--workers", "2")
 
@@ -256,7 +257,8 @@ def test_interrupting_a_multi_worker_sweep_marks_every_running_trial(tmp_path, s
     assert proc.returncode == 130, out
     trials = load(results).get_trials()
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(interrupted) == 2 and all(t.user_attrs["reason"].startswith("interrupted") for t in interrupted)
+    states = [(t.number, t.state.name, t.user_attrs.get("reason")) for t in trials]
+    assert len(interrupted) == 2 and all(t.user_attrs["reason"].startswith("interrupted") for t in interrupted), states
     assert sum(t.state == TrialState.WAITING for t in trials) == 2
     assert not any(t.state == TrialState.RUNNING for t in trials)
 

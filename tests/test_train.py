@@ -141,7 +141,8 @@ def test_bad_budgets(text):
 @pytest.mark.parametrize(
     ("change", "message"),
     [({"model": "transformer"}, "model 'transformer'"), ({"layers": 0}, "layers"), ({"dropout": 1.0}, "dropout"),
-     ({"lr": -1.0}, "lr"), ({"batch_size": 2.5}, "batch_size")],
+     ({"lr": -1.0}, "lr"), ({"batch_size": 2.5}, "batch_size"), ({"lr_schedule": "step"}, "lr_schedule 'step'"),
+     ({"lr_warmup": 1.0}, "lr_warmup"), ({"lr_decay": 0.0}, "lr_decay"), ({"lr_min_ratio": 2.0}, "lr_min_ratio")],
 )
 def test_bad_configs(change, message):
     with pytest.raises(HarnessError, match=message):
@@ -160,3 +161,35 @@ def test_warm_up_is_untimed_and_leaves_the_trained_run_unchanged(small_corpus, f
     assert warm.warmup_seconds > 0 and cold.warmup_seconds == 0
     assert [p.loss for p in warm.curve] == [p.loss for p in cold.curve]
     assert warm.train_chars == cold.train_chars
+
+
+def test_learning_rate_schedules_are_tied_to_the_budget():
+    """Each schedule's shape, by the share of the budget spent: warm-up ramp, hold (wsd), end at lr_min_ratio."""
+    constant = TrainConfig(lr_schedule="constant")
+    assert {constant.lr_factor(f) for f in (0.0, 0.3, 1.0)} == {1.0}
+    wsd = TrainConfig(lr_schedule="wsd", lr_warmup=0.1, lr_decay=0.2, lr_min_ratio=0.0)
+    assert wsd.lr_factor(0.05) == pytest.approx(0.5)
+    assert wsd.lr_factor(0.1) == wsd.lr_factor(0.5) == wsd.lr_factor(0.8) == 1.0
+    assert wsd.lr_factor(0.9) == pytest.approx(0.5)
+    assert wsd.lr_factor(1.0) == pytest.approx(0.0, abs=1e-12)
+    cosine = TrainConfig(lr_schedule="cosine", lr_warmup=0.0, lr_min_ratio=0.1)
+    assert cosine.lr_factor(0.0) == 1.0 and cosine.lr_factor(1.0) == pytest.approx(0.1)
+    assert cosine.lr_factor(0.5) == pytest.approx(0.55)
+    linear = TrainConfig(lr_schedule="linear", lr_warmup=0.0, lr_min_ratio=0.0)
+    assert linear.lr_factor(0.25) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("budget", ["20k", "1.5s"])
+def test_the_trainer_follows_the_schedule_to_the_end_of_the_budget(small_corpus, budget):
+    config = TrainConfig(lr_schedule="wsd", lr_warmup=0.1, lr_decay=0.5, lr_min_ratio=0.0, **TINY)
+    trainer = Trainer(config, small_corpus, Budget.parse(budget), torch.device("cpu"), evals=4, share_device=False)
+    seen = []
+    trainer.on_progress = lambda p: seen.append((p.fraction, trainer.optimizer.param_groups[0]["lr"]))
+    trainer.run()
+    assert any(lr == config.lr for f, lr in seen if 0.15 < f < 0.45)  # holding the peak
+    assert all(lr < config.lr for f, lr in seen if f > 0.6)  # decaying
+    assert trainer.optimizer.param_groups[0]["lr"] < 0.1 * config.lr  # nearly 0 when the budget ran out
+    flat = Trainer(TrainConfig(**TINY), small_corpus, Budget.parse(budget), torch.device("cpu"), evals=2,
+                   share_device=False)
+    flat.run()
+    assert flat.optimizer.param_groups[0]["lr"] == TINY["lr"]
