@@ -96,9 +96,12 @@ class ResidualScan(torch.autograd.Function):
     one add a step) and the backward is the two-line recurrence below, with W's gradient as one
     matmul over all steps. The final state is its own output (not a view of the outputs), so a
     gradient that reaches it through the next chunk and one that reaches the last output through
-    the head stay apart, as they would through autograd (harness.gradflow reads them apart). The derivation, for g_t = dJ/dh_t:
-        a_t = tanh(z_t), z_t = p_t + h_{t-1} W^T
-        dz_t = g_t * (1 - a_t^2);  dp_t = dz_t;  g_{t-1} += g_t + dz_t W;  dW = sum_t dz_t^T h_{t-1}
+    the head stay apart, as they would through autograd (harness.gradflow reads them apart).
+
+    Derivation: a_t = tanh(z_t), z_t = p_t + h_{t-1} W^T, h_t = h_{t-1} + a_t. With c_T = dJ/dh_T
+    from the final state and g_t = dJ/d(output t) + c_t the whole gradient at h_t:
+        dz_t = g_t * (1 - a_t^2);  dp_t = dz_t;  c_{t-1} = g_t + dz_t W;  dW = sum_t dz_t^T h_{t-1}
+    and dJ/dh_0 = c_0. (Checked against autograd and finite differences: tests/test_gradients.py.)
     """
 
     @staticmethod
