@@ -193,3 +193,14 @@ def test_the_trainer_follows_the_schedule_to_the_end_of_the_budget(small_corpus,
                    share_device=False)
     flat.run()
     assert flat.optimizer.param_groups[0]["lr"] == TINY["lr"]
+
+
+def test_wsd_without_warm_up_is_the_constant_rate_until_its_decay(small_corpus):
+    """Every evaluation before the decay equals the constant rate's exactly: a pruner sees the same trial."""
+    budget = Budget.parse("24k")
+    runs = {}
+    for schedule in ("constant", "wsd"):
+        config = TrainConfig(lr_schedule=schedule, lr_decay=0.25, **TINY)
+        runs[schedule] = train(config, small_corpus, budget, "cpu", evals=4, share_device=False).curve
+    assert [p.loss for p in runs["wsd"][:3]] == [p.loss for p in runs["constant"][:3]]
+    assert runs["wsd"][3].loss != runs["constant"][3].loss  # the last quarter decayed
