@@ -71,6 +71,7 @@ class TrialRunner:
         self.faults = faults
         self.study_text = ""  # done/best, computed once per trial
         self.deadline: float | None = None  # the study's, so its "left" figure stays live
+        self.timings: dict[str, float] = {}  # where the current trial's wall time went (user attr "timings")
 
     def config_for(self, params: dict, trial: Trial | None = None) -> TrainConfig:
         values = {**self.spec.fixed, **params}
@@ -82,7 +83,7 @@ class TrialRunner:
         """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt and DiskFullError."""
         spec = self.spec
         started = time.perf_counter()
-        self.timings: dict[str, float] = {}
+        self.timings = {}
         params = suggest(trial, spec)
         trial_dir = self.options.results_dir / spec.trials_subdir / f"{trial.number:04d}"
         trial.set_user_attr("reason", None)

@@ -48,6 +48,7 @@ from harness import models  # noqa: E402
 from harness.config import Budget, TrainConfig  # noqa: E402
 from harness.corpus import load_corpus  # noqa: E402
 from harness.device import fingerprint, resolve_device, synced_clock  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
 from harness.generate import sample, sample_temperatures  # noqa: E402
 from harness.models import FAMILIES, flops_per_char  # noqa: E402
 from harness.telemetry import Telemetry, matmul_tflops  # noqa: E402
@@ -83,9 +84,10 @@ class Bench:
     def claim(self, what: str, measured: str, target: str = "", met: bool | None = None) -> None:
         self.claims.append((what, measured, target, met))
 
-    def run_harness(self, config: TrainConfig, seconds: float, evals: int = 1, telemetry=None):
-        return train(config, self.corpus, Budget("seconds", seconds), self.device, evals=evals, telemetry=telemetry,
-                     share_device=False)
+    def run_harness(self, config: TrainConfig, budget: float | Budget, evals: int = 1, telemetry=None):
+        """One harness run alone on the device (no occupancy registry); a number is seconds."""
+        budget = budget if isinstance(budget, Budget) else Budget("seconds", budget)
+        return train(config, self.corpus, budget, self.device, evals=evals, telemetry=telemetry, share_device=False)
 
     # ---- sections -------------------------------------------------------------------------------
 
@@ -164,7 +166,7 @@ class Bench:
                 figures = {}
                 for schedule in ("constant", "wsd", "cosine"):
                     config = TrainConfig(batch_size=self.best.batch_size, lr=lr, lr_schedule=schedule)
-                    r = train(config, self.corpus, Budget("tokens", chars), self.device, evals=5, share_device=False)
+                    r = self.run_harness(config, Budget("tokens", chars), evals=5)
                     figures[schedule] = r.best.bpc
                     print(f"{chars:,} chars (~{seconds:g} s), lr {lr:g}, {schedule:<8}: held-out bpc {r.best.bpc:.4f}  "
                           f"(curve {', '.join(f'{p.bpc:.3f}' for p in r.curve)})")
@@ -218,11 +220,9 @@ class Bench:
 
         def run(on: bool) -> float:
             if not on:
-                return train(config, self.corpus, budget, self.device, evals=1, share_device=False).train_chars_per_s
+                return self.run_harness(config, budget).train_chars_per_s
             with Telemetry(self.device) as tel:
-                rate = train(config, self.corpus, budget, self.device, evals=1, telemetry=tel,
-                             share_device=False).train_chars_per_s
-            return rate
+                return self.run_harness(config, budget, telemetry=tel).train_chars_per_s
 
         off, on = [], []
         for i in range(s["telemetry_rounds"]):
@@ -261,8 +261,11 @@ class Bench:
         if corpus:
             command += ["--corpus", corpus]
         start = time.perf_counter()
-        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise HarnessError(f"`{' '.join(command)}` failed (exit {done.returncode}): "
+                               f"{done.stderr.strip()[-1500:]}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -361,7 +364,10 @@ def main() -> None:
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    bench = Bench(args)
+    try:
+        bench = Bench(args)
+    except HarnessError as e:  # a bad --corpus or --device: one line, like the harness's own commands
+        parser.exit(2, f"bench.py: error: {e}\n")
     fp = fingerprint(bench.device)
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     head = (f"{time.strftime('%Y-%m-%d %H:%M %Z')} | {fp['device_name']} ({fp['machine']}, {os.cpu_count()} cores, "
@@ -382,7 +388,10 @@ def main() -> None:
             if name in chosen:
                 print(f"\n== {name} ==")
                 section_start = time.perf_counter()
-                getattr(bench, name)()
+                try:
+                    getattr(bench, name)()
+                except HarnessError as e:
+                    parser.exit(2, f"bench.py: error in section {name}: {e}\n")
                 print(f"({name}: {time.perf_counter() - section_start:.0f} s)")
         print(f"\n== summary ({(time.perf_counter() - started) / 60:.1f} min) ==")
         print(summary_table(bench.claims, markdown=False))

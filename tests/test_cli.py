@@ -32,6 +32,16 @@ def test_train_json_last_line(small_text_file, tmp_path):
     assert "eval  1" in proc.stderr  # progress and evaluations go to stderr, stdout stays parseable
 
 
+def test_train_cli_schedule_flags_reach_the_run(small_text_file, tmp_path):
+    proc = run_cli("train", "--corpus", str(small_text_file), "--hidden-dim", "32", "--embedding-dim", "16",
+                   "--layers", "1", "--budget", "8k", "--evals", "2", "--lr-schedule", "wsd", "--lr-decay", "0.5",
+                   "--lr-min-ratio", "0.1", "--out", str(tmp_path / "run"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads(proc.stdout.strip().splitlines()[-1])["config"]
+    assert (config["lr_schedule"], config["lr_decay"], config["lr_min_ratio"], config["lr_warmup"]) == \
+        ("wsd", 0.5, 0.1, 0.0)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -42,6 +52,8 @@ def test_train_json_last_line(small_text_file, tmp_path):
         (["--layers", "0"], "layers must be"),
         (["--seq-len", "5000", "--corpus", "SMALL"], "needs at least"),
         (["--split", "0.5", "0.1", "0.1"], "add up to 1"),
+        (["--lr-schedule", "wsd", "--lr-decay", "0"], "lr_decay"),
+        (["--lr-warmup", "1.5"], "lr_warmup"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(args, message, small_text_file, tmp_path):
