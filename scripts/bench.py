@@ -45,14 +45,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_recipe import rewindowing_sample, train_recipe  # noqa: E402
 
 from harness import models  # noqa: E402
-from harness.config import Budget, TrainConfig  # noqa: E402
-from harness.corpus import load_corpus  # noqa: E402
-from harness.device import fingerprint, resolve_device, synced_clock  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.generate import sample, sample_temperatures  # noqa: E402
-from harness.models import FAMILIES, flops_per_char  # noqa: E402
-from harness.telemetry import Telemetry, matmul_tflops  # noqa: E402
-from harness.train import train  # noqa: E402
+from harness.common import HarnessError  # noqa: E402
+from harness.data import load_corpus  # noqa: E402
+from harness.measure import Telemetry, fingerprint, matmul_tflops, resolve_device, synced_clock  # noqa: E402  # noqa: E402
+from harness.models import family_names, flops_per_char  # noqa: E402
+from harness.training import (  # noqa: E402  # noqa: E402
+    Budget,
+    TrainConfig,
+    sample,
+    sample_temperatures,
+    train,  # noqa: E402
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ceiling", "throughput", "batch", "quality", "schedule", "generation", "telemetry", "overhead",
@@ -298,7 +301,7 @@ class Bench:
         rates = {}
         print(f"{'family':<13} {'chars/s':>10} {'TFLOP/s':>8} {'MFU':>7}   (E128, H256, 2 layers, batch 32, "
               f"{s['family_s']} s)")
-        for family in FAMILIES:
+        for family in family_names():
             config = TrainConfig(model=family, lr_schedule="constant")
             r = self.run_harness(config, s["family_s"])
             flops = flops_per_char(family, len(self.corpus.vocab), config.embedding_dim, config.hidden_dim,

@@ -22,10 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import harness.models as models  # noqa: E402
-from harness.config import Budget, TrainConfig  # noqa: E402
-from harness.corpus import CorpusOptions, load_corpus  # noqa: E402
-from harness.gradflow import held_out_sequences, profile  # noqa: E402
-from harness.train import Trainer  # noqa: E402
+import harness.models._residual as residual  # noqa: E402
+from harness.data import CorpusOptions, load_corpus  # noqa: E402
+from harness.diagnostics import held_out_sequences, profile  # noqa: E402
+from harness.training import (  # noqa: E402
+    Budget,
+    TrainConfig,
+    Trainer,  # noqa: E402
+)
 
 
 def main() -> int:
@@ -46,7 +50,7 @@ def main() -> int:
     print(f"{'leak':>6} {'ratio init':>11} {'decay init':>11} {'ratio trained':>14} {'decay trained':>14} "
           f"{'held-out bpc':>13} {'chars/s':>9}")
     for leak in args.leaks:
-        models.RESIDUAL_LEAK = leak
+        residual.RESIDUAL_LEAK = leak
         torch.manual_seed(config.seed)
         fresh = models.build_model("residual_rnn", len(corpus.vocab), 64, args.hidden_dim, args.layers, 0.0)
         init = profile(fresh.double(), tokens, "init")

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from harness.config import parse_duration
-from harness.device import fingerprint, resolve_device
-from harness.study import SweepOptions, best_trial, open_study, run_worker
-from harness.studyfile import load_study
+from harness.measure import fingerprint, resolve_device
+from harness.search import SweepOptions, best_trial, load_study, open_study, run_worker
+from harness.training import parse_duration
 
 
 def run(study_file: Path, sampler: str, pruner: str, budget: float, device: str, root: Path) -> dict:

@@ -28,8 +28,8 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from harness.corpus import builtin_text  # noqa: E402
-from harness.storage import open_storage  # noqa: E402
+from harness.data import builtin_text  # noqa: E402
+from harness.search import open_storage  # noqa: E402
 
 STUDY = """
 [study]
@@ -67,7 +67,7 @@ def run(workers: int, study: Path, work: Path) -> dict:
     results = work / f"w{workers}"
     env = dict(os.environ, HARNESS_OCCUPANCY_DIR=str(work / "occupancy"))
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(results),
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(results),
                            "--workers", str(workers), "--plain-progress"], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:

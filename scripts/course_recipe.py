@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from harness.config import TrainConfig
-from harness.device import synced_clock
+from harness.measure import synced_clock
 from harness.models import build_model
-from harness.train import evaluate
+from harness.training import TrainConfig, evaluate
 
 WARMUP_STEPS = 3  # untimed, as the harness's own warm-up: neither side is charged for first-call costs
 

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from harness.corpus import builtin_text  # noqa: E402
-from harness.storage import JOURNAL_NAME, open_storage  # noqa: E402
+from harness.data import builtin_text  # noqa: E402
+from harness.search import JOURNAL_NAME, open_storage  # noqa: E402
 
 STUDY = """
 [study]
@@ -76,7 +76,7 @@ samples = 2
 
 
 def sweep_cmd(study: Path, results: Path, storage: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(results), "--workers", "2"]
+    cmd = [sys.executable, "-m", "harness", "sweep", str(study), "--results", str(results), "--workers", "2"]
     return cmd + (["--storage", storage] if storage else [])
 
 
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                             text=True, env=env, timeout=1800)
     log.write(resume.stdout)
     print(f"drill: resumed; exited {resume.returncode} after {time.monotonic() - t0:.0f} s in all")
-    report = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(study), "--results", str(results),
+    report = subprocess.run([sys.executable, "-m", "harness", "report", str(study), "--results", str(results),
                              "--format", "png", *(["--storage", args.storage] if args.storage else [])],
                             capture_output=True, text=True, timeout=600)
     log.write(report.stdout + report.stderr)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 out="${1:-${OUT:-results/gpu-check}}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-harness() { python -m harness.cli "$@"; }
+harness() { python -m harness "$@"; }
 
 if [ -n "${WHEELS:-}" ]; then
   python -c "import torch; print('torch==' + torch.__version__)" > "$out/keep-torch.txt"
@@ -32,11 +32,11 @@ python -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -25
 echo "--- 0b. what each precision mode really computes in (forward hooks under autocast)"
 python - <<'PY'
 import torch
-from harness.errors import HarnessError
-from harness.models import FAMILIES, build_model
-from harness.precision import probe, resolve
+from harness.common import HarnessError
+from harness.models import build_model, family_names
+from harness.training import probe, resolve_precision as resolve
 d = torch.device("cuda")
-for family in FAMILIES:
+for family in family_names():
     m = build_model(family, 60, 32, 64, 2, 0.0).to(d)
     seen = {mode: probe(m, d, mode) for mode in ("bf16", "fp16")}
     try:
@@ -83,7 +83,7 @@ harness status "$out/sweep" --json | tail -1 > "$out/sweep-status.json"
 python - "$out/sweep" <<'PY'
 import sys, optuna
 from pathlib import Path
-from harness.storage import open_storage
+from harness.search import open_storage
 study = optuna.load_study(study_name="demo", storage=open_storage(Path(sys.argv[1])))
 for t in study.trials:
     a = t.user_attrs

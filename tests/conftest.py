@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.corpus import CorpusOptions, builtin_text, load_corpus
+from harness.data import CorpusOptions, builtin_text, load_corpus
 
 
 @pytest.fixture(scope="session")

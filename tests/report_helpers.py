@@ -9,8 +9,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from harness.storage import open_storage
-from harness.study import SPEC_ATTR
+from harness.search import SPEC_ATTR, open_storage
 
 DISTRIBUTIONS = {
     "hidden_dim": IntDistribution(16, 512, log=True),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import optuna
 
-from harness.storage import open_storage
+from harness.search import open_storage
+from harness.search._optuna import trial_id
 
 
 def write_study(path: Path, corpus: Path, *, name: str = "tiny", trials: int = 4, budget: str = "20k",
@@ -58,7 +59,7 @@ samples = 2
 
 def has_heartbeat(results: Path, trial) -> bool:
     """A worker beats for this trial (the beats live beside the journal, not in the trial)."""
-    return (results / "study.journal.heartbeats" / f"{trial._trial_id}.json").exists()
+    return (results / "study.journal.heartbeats" / f"{trial_id(trial)}.json").exists()
 
 
 def load(results: Path, name: str = "tiny", url: str | None = None) -> optuna.Study:
@@ -66,7 +67,7 @@ def load(results: Path, name: str = "tiny", url: str | None = None) -> optuna.St
 
 
 def sweep_proc(study: Path, results: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(results),
+    return subprocess.Popen([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(results),
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.corpus import UNK, CorpusOptions, Vocab, load_corpus, strip_gutenberg
-from harness.errors import HarnessError
+from harness.common import HarnessError
+from harness.data import UNK, CorpusOptions, Vocab, load_corpus, strip_gutenberg
 
 BOOK = (
     "\ufeffThe Project Gutenberg eBook of Test\r\n\r\nLicence words here.\r\n"

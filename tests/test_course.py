@@ -9,11 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.cli import main
-from harness.config import Budget, TrainConfig
-from harness.embeddings import label, neighbours, project
-from harness.gradflow import hidden_gradients, profile
+from harness.diagnostics import hidden_gradients, label, neighbours, profile, project
 from harness.models import build_model
-from harness.train import train
+from harness.training import Budget, TrainConfig, train
 
 RECURRENT = ["rnn", "gru", "lstm", "residual_rnn"]
 
@@ -136,8 +134,8 @@ def test_the_commands_on_a_trained_checkpoint(small_corpus, tmp_path, capsys):
 
 
 def test_a_window_longer_than_the_held_out_text_is_a_clear_error():
-    from harness.errors import HarnessError
-    from harness.gradflow import held_out_sequences
+    from harness.common import HarnessError
+    from harness.diagnostics import held_out_sequences
 
     with pytest.raises(HarnessError, match="fewer than a window of 101"):
         held_out_sequences(torch.zeros(50, dtype=torch.long), 100, 4)

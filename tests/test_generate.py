@@ -7,17 +7,15 @@ import sys
 import pytest
 import torch
 
-from harness.config import Budget, TrainConfig
-from harness.corpus import Vocab
-from harness.errors import HarnessError
-from harness.generate import draw, filter_logits, sample, sample_temperatures
-from harness.models import FAMILIES, build_model
-from harness.train import train
+from harness.common import HarnessError
+from harness.data import Vocab
+from harness.models import build_model, family_names
+from harness.training import Budget, TrainConfig, draw, filter_logits, sample, sample_temperatures, train
 
 VOCAB = Vocab.from_text("abcdefgh ijklmnopqrstuvwxyz.,")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", family_names())
 def test_stateful_steps_equal_a_full_rerun(family):
     """What generation relies on: carrying the state one character at a time gives the same logits."""
     torch.manual_seed(0)
@@ -107,7 +105,7 @@ def checkpoint(small_corpus, tmp_path_factory):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_generate_cli_json(checkpoint, small_text_file):

@@ -18,14 +18,18 @@ import pytest
 import torch
 from sweep_helpers import load
 
-from harness.checkpoint import load_checkpoint
-from harness.config import Budget, TrainConfig
-from harness.errors import HarnessError
-from harness.generate import generate_and_score
-from harness.models import FAMILIES, build_model
-from harness.precision import resolve
-from harness.telemetry import Telemetry, cost_summary
-from harness.train import Trainer, train
+from harness.common import HarnessError
+from harness.measure import Telemetry, cost_summary
+from harness.models import build_model, family_names
+from harness.training import (
+    Budget,
+    TrainConfig,
+    Trainer,
+    generate_and_score,
+    load_checkpoint,
+    resolve_precision,
+    train,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -44,13 +48,13 @@ def cuda():
     return torch.device("cuda")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", family_names())
 def test_every_family_trains_in_every_precision_mode_or_is_refused_with_a_reason(small_corpus, cuda, family):
     config = TrainConfig(model=family, **SMALL)
     results = {}
     for mode in ("fp32", "bf16", "fp16"):
         try:
-            resolve(mode, build_model(family, len(small_corpus.vocab), 32, 128, 2, 0.0).to(cuda), cuda)
+            resolve_precision(mode, build_model(family, len(small_corpus.vocab), 32, 128, 2, 0.0).to(cuda), cuda)
         except HarnessError as e:
             assert mode != "fp32" and ("core" in str(e) or "bfloat16" in str(e)), str(e)
             continue
@@ -63,7 +67,7 @@ def test_every_family_trains_in_every_precision_mode_or_is_refused_with_a_reason
     assert "fp32" in results
     for bpc in results.values():
         assert abs(bpc - results["fp32"]) < PRECISION_TOLERANCE_BPC, results
-    auto = resolve("auto", build_model(family, 50, 16, 32, 1, 0.0).to(cuda), cuda)
+    auto = resolve_precision("auto", build_model(family, 50, 16, 32, 1, 0.0).to(cuda), cuda)
     assert auto.recurrent in (auto.mode, None) and auto.head == auto.mode  # auto is never silently fp16
 
 
@@ -82,7 +86,7 @@ def test_fused_optimizer_checkpoint_and_generation_on_cuda(small_corpus, cuda, t
 
 
 def _telemetry_uuid_check() -> str:
-    return ("import torch, json; from harness.telemetry import Telemetry; t = Telemetry(torch.device('cuda'));"
+    return ("import torch, json; from harness.measure import Telemetry; t = Telemetry(torch.device('cuda'));"
             "u = t.nvml.nvmlDeviceGetUUID(t.handle); u = u.decode() if isinstance(u, bytes) else u;"
             "print(json.dumps({'nvml': u, 'torch': str(torch.cuda.get_device_properties(0).uuid)}))")
 
@@ -152,7 +156,7 @@ def test_a_real_out_of_memory_is_isolated_and_its_memory_released(tmp_path, smal
     corpus = tmp_path / "long.txt"
     corpus.write_text(text)
     study = _huge_study(tmp_path / "huge.toml", corpus)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(tmp_path / "r")],
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(tmp_path / "r", "huge").get_trials()
@@ -192,7 +196,7 @@ enabled = false
 """)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0])
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(tmp_path / "r"),
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r"),
                            "--workers", "2"], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 workers share 1 GPU" in proc.stderr
@@ -236,7 +240,7 @@ choices = [0.0]
 [generate]
 enabled = false
 """)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study), "--results", str(tmp_path / "r")],
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rates = [t.user_attrs["train_chars_per_s"] for t in load(tmp_path / "r", "warm").get_trials()]

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from harness import metrics as m
+from harness.common import bits_per_char, perplexity
+from harness.measure import textmetrics as m
 
 LOW = "the greatest difficulty.the other to maintain themselves."
 MEDIUM = ("the greatest becoming poor at any private person. he kept having followed a bandon of the army in "
@@ -88,8 +89,9 @@ def test_jaccard_overlap_keeps_its_name():
 
 
 def test_perplexity_and_bpc():
-    assert m.perplexity(math.log(55)) == pytest.approx(55)
-    assert m.bits_per_char(math.log(2)) == pytest.approx(1.0)
+    assert perplexity(math.log(55)) == pytest.approx(55)
+    assert bits_per_char(math.log(2)) == pytest.approx(1.0)
+    assert perplexity(1e4) == math.inf  # a diverged loss: infinite, never a capped number that looks measured
 
 
 def test_sample_metrics_groups():

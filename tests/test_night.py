@@ -16,26 +16,26 @@ import pytest
 from optuna.trial import TrialState
 from sweep_helpers import load, sweep_proc, wait_for, write_study
 
-from harness import interrupts
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.resume import CHANGES_ATTR
-from harness.storage import (
+from harness.common import HarnessError, interrupts
+from harness.search import (
+    CHANGES_ATTR,
     HEARTBEAT_ENV,
     JOURNAL_NAME,
     HeartbeatJournalStorage,
     RetryTrial,
+    TrialRunner,
     heartbeat_settings,
     open_storage,
     torn_tail,
 )
-from harness.trial import TrialRunner
+from harness.search._optuna import STALE_TRIAL_IDS, study_id, trial_id
 
 NO_GEN = "[generate]\nenabled = false\n"
 
 
 def _sweep(study_file: Path, results: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results),
+    return subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results),
                            *extra], capture_output=True, text=True, timeout=300, **kwargs)
 
 
@@ -135,9 +135,9 @@ def test_a_retry_starts_clean_and_heartbeats_stay_out_of_the_trials(tmp_path):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
     trial.set_user_attr("curve", [{"index": 1, "device_seconds": 5.0}])
     trial.set_user_attr("reason", "something old")
-    storage.record_heartbeat(trial._trial_id)
+    storage.record_heartbeat(trial_id(trial))
     study.tell(trial, state=TrialState.FAIL)
-    dead = storage.get_trial(trial._trial_id)
+    dead = storage.get_trial(trial_id(trial))
 
     assert RetryTrial()(study, dead) == 0  # a crash: retried once
     retry = study.get_trials()[1]
@@ -156,16 +156,16 @@ def test_only_trials_of_dead_workers_are_stale(tmp_path):
     study = optuna.create_study(study_name="s", storage=storage)
     foreign = study.ask()  # another tool's trial on the same journal: it never beats
     ours = study.ask()
-    storage.record_heartbeat(ours._trial_id)
+    storage.record_heartbeat(trial_id(ours))
     alive = study.ask()
-    storage.record_heartbeat(alive._trial_id)
+    storage.record_heartbeat(trial_id(alive))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    beat = storage.beats_dir / f"{ours._trial_id}.json"
+    beat = storage.beats_dir / f"{trial_id(ours)}.json"
     beat.write_text(json.dumps({**json.loads(beat.read_text()), "pid": gone.pid}))
-    stale = storage._get_stale_trial_ids(study._study_id)
-    assert stale == [ours._trial_id]
-    assert foreign._trial_id not in stale and alive._trial_id not in stale
+    stale = getattr(storage, STALE_TRIAL_IDS)(study_id(study))
+    assert stale == [trial_id(ours)]
+    assert trial_id(foreign) not in stale and trial_id(alive) not in stale
 
 
 @pytest.mark.parametrize("interval,grace", [(0, 120), (-1, 120), (20, -5), (20, 0)])
@@ -234,7 +234,7 @@ def test_sigterm_then_ctrl_c_on_the_retry_still_runs_the_configuration(tmp_path,
     assert trials[2].params == trials[0].params and _counted(trials) == 1
     curve = trials[2].user_attrs["curve"]
     assert [p["index"] for p in curve] == list(range(1, len(curve) + 1))  # not the dead trials' curve continued
-    status = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(results)], capture_output=True,
+    status = subprocess.run([sys.executable, "-m", "harness", "status", str(results)], capture_output=True,
                             text=True, timeout=120)
     assert "retry of #1" in status.stdout and "retried as #2" in status.stdout
 
@@ -272,7 +272,7 @@ def test_quick_drill_keeps_every_invariant(tmp_path):
 def test_machine_read_output_has_no_nan_and_numeric_columns_stay_numeric():
     import pandas as pd
 
-    from harness import jsonsafe
+    from harness import common as jsonsafe
     from harness.report import numeric_columns
 
     assert jsonsafe.dumps({"bpc": float("nan"), "curve": [1.5, float("inf")], "n": 3}) == \

@@ -57,7 +57,7 @@ def postgres_url():
 def test_two_workers_on_postgresql_run_each_planned_trial_once(tmp_path, small_text_file, postgres_url):
     study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg", trials=6, pruner="none")
     results = tmp_path / "res"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results),
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results),
                            "--storage", postgres_url, "--workers", "2"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(results, "pg", postgres_url).get_trials()
@@ -66,14 +66,14 @@ def test_two_workers_on_postgresql_run_each_planned_trial_once(tmp_path, small_t
     assert len({t.user_attrs["fingerprint"]["pid"] for t in trials}) == 2
     assert not (results / "study.journal").exists()  # everything went to the database
 
-    status = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(study_file), "--results",
+    status = subprocess.run([sys.executable, "-m", "harness", "status", str(study_file), "--results",
                              str(results), "--storage", postgres_url], capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and "6 complete" in status.stdout
 
 
 def _sweep_storage(tmp_path, small_text_file, url: str) -> subprocess.CompletedProcess:
     study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg")
-    return subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--storage", url,
+    return subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--storage", url,
                            "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
 
 
@@ -95,7 +95,7 @@ def test_a_refused_login_and_a_missing_database_are_named(tmp_path, small_text_f
 
 
 def test_the_postgres_scheme_means_psycopg3():
-    from harness.storage import database_url
+    from harness.search import database_url
 
     assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert database_url("postgres://u@h:5433/db") == "postgresql+psycopg://u@h:5433/db"

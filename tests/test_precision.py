@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import Budget, TrainConfig
-from harness.errors import HarnessError
-from harness.models import FAMILIES, build_model
-from harness.precision import decide, normalize, probe, resolve
-from harness.train import train
+from harness.common import HarnessError
+from harness.models import build_model, family_names
+from harness.training import Budget, TrainConfig, decide, normalize_precision, probe, resolve_precision, train
 
 BF16_REAL = {"core": "bf16", "head": "bf16"}
 BF16_AS_FP16 = {"core": "fp16", "head": "bf16"}  # AutocastRNN casting a cuDNN LSTM to fp16 under bf16 autocast
@@ -51,10 +49,10 @@ def test_half_precision_on_the_cpu_is_refused(requested):
 
 def test_unknown_mode():
     with pytest.raises(HarnessError, match="not one of"):
-        normalize("fp8")
+        normalize_precision("fp8")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", family_names())
 def test_the_probe_reads_every_part(family):
     model = build_model(family, 20, 8, 12, 2, 0.0)
     seen = probe(model, torch.device("cpu"), "fp32")
@@ -71,4 +69,4 @@ def test_a_run_records_its_precision(small_corpus):
     p = result.summary()["precision"]
     assert p["mode"] == "fp32" and p["recurrent"] == "fp32" and p["head"] == "fp32" and p["tf32"] is False
     assert p["grad_scaler"] is False and p["summary"].startswith("fp32 (")
-    assert resolve("auto", build_model("lstm", 10, 4, 4, 1, 0.0), torch.device("cpu")).mode == "fp32"
+    assert resolve_precision("auto", build_model("lstm", 10, 4, 4, 1, 0.0), torch.device("cpu")).mode == "fp32"

@@ -9,7 +9,7 @@ import pytest
 from report_helpers import HOSTILE, make_study
 
 from harness.cli import main
-from harness.errors import HarnessError
+from harness.common import HarnessError
 from harness.report import build_report, pareto_mask
 
 ROWS = [  # state, bpc, device-seconds, hidden_dim, model
@@ -113,7 +113,7 @@ def test_study_without_finished_trials_is_a_clear_message(tmp_path, capsys):
 
 
 def _storage(tmp_path):
-    from harness.storage import open_storage
+    from harness.search import open_storage
 
     return open_storage(tmp_path / "res")
 

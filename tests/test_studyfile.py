@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.studyfile import load_study
+from harness.common import HarnessError
+from harness.search import load_study
 
 GOOD = """
 [study]
@@ -81,7 +81,7 @@ def test_grid_study_counts_its_grid(tmp_path):
     path.write_text("[study]\nsampler = \"grid\"\n[space.layers]\ntype = \"int\"\nlow = 1\nhigh = 3\n"
                     "[space.model]\ntype = \"categorical\"\nchoices = [\"lstm\", \"gru\"]\n")
     spec = load_study(path)
-    from harness.studyfile import grid_size
+    from harness.search import grid_size
 
     assert grid_size(spec) == 6
 
@@ -95,13 +95,13 @@ def test_shipped_studies_are_valid(name):
 def test_cli_bad_study_exits_2_and_writes_nothing(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[study]\ntrials = 0\n")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(path), "--results", str(tmp_path / "r")],
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(path), "--results", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert f"{path}: [study] trials: must be at least 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
-    missing = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(tmp_path / "none.toml")],
+    missing = subprocess.run([sys.executable, "-m", "harness", "sweep", str(tmp_path / "none.toml")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
@@ -120,7 +120,7 @@ def test_status_and_report_of_a_study_never_run(tmp_path, capsys):
 def test_bad_corpus_with_workers_stops_before_any_worker(tmp_path):
     path = tmp_path / "ok.toml"
     path.write_text(GOOD.replace('name = "ok"', 'name = "ok"\ncorpus = "missing.txt"'))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(path), "--workers", "2", "--results",
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(path), "--workers", "2", "--results",
                            str(tmp_path / "r")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "'missing.txt' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()

@@ -71,7 +71,7 @@ def test_injected_oom_nan_and_error_are_recorded_and_the_sweep_goes_on(tmp_path,
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=5, pruner="none")
     results = tmp_path / "res"
     env = dict(os.environ, HARNESS_INJECT_FAULTS="oom@1,nan@2,error@3")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results)],
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(results).get_trials()
@@ -91,7 +91,7 @@ def test_too_many_consecutive_failures_stop_with_a_message(tmp_path, small_text_
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=6,
                              extra="max_consecutive_failures = 2")
     env = dict(os.environ, HARNESS_INJECT_FAULTS="error@0,error@1")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results",
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results",
                            str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 3
     assert "2 trials failed in a row" in proc.stderr
@@ -161,7 +161,7 @@ def test_sigkill_mid_trial_is_failed_and_retried_once(tmp_path, small_text_file)
 def test_two_workers_on_one_journal_run_each_planned_trial_once(tmp_path, small_text_file):
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=6, pruner="none")
     results = tmp_path / "res"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results),
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results),
                            "--workers", "2"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(results).get_trials()
@@ -223,7 +223,7 @@ def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small
                              extra='second_objective = "device_seconds"')
     results = tmp_path / "res"
     env = dict(os.environ, HARNESS_INJECT_FAULTS="oom@1,nan@2")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(study_file), "--results", str(results)],
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     study = load(results)

@@ -12,9 +12,8 @@ import pynvml
 import pytest
 import torch
 
-from harness.config import Budget, TrainConfig
-from harness.telemetry import Telemetry, TelemetryWarning, percentile
-from harness.train import train
+from harness.measure import Telemetry, TelemetryWarning, percentile
+from harness.training import Budget, TrainConfig, train
 
 
 def not_supported():

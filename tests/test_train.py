@@ -6,16 +6,14 @@ import pickle
 import pytest
 import torch
 
-from harness.checkpoint import load_checkpoint
-from harness.config import Budget, TrainConfig
-from harness.errors import HarnessError
-from harness.models import FAMILIES, build_model
-from harness.train import Trainer, evaluate, train
+from harness.common import HarnessError
+from harness.models import build_model, family_names
+from harness.training import Budget, TrainConfig, Trainer, evaluate, load_checkpoint, train
 
 TINY = dict(embedding_dim=32, hidden_dim=64, layers=2, dropout=0.1, seq_len=32, batch_size=16, lr=3e-3)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", family_names())
 def test_every_family_beats_the_unigram_model(small_corpus, family, tmp_path):
     result = train(TrainConfig(model=family, **TINY), small_corpus, Budget.parse("120k"), out_dir=tmp_path, evals=2)
     assert result.status == "completed"
@@ -149,7 +147,7 @@ def test_bad_configs(change, message):
         TrainConfig(**change).validate()
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", family_names())
 def test_warm_up_is_untimed_and_leaves_the_trained_run_unchanged(small_corpus, family):
     """Warm-up runs on a throw-away copy with the random state restored: the run it precedes is bit-identical."""
     config = TrainConfig(model=family, **TINY)

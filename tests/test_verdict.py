@@ -14,8 +14,8 @@ from optuna.trial import TrialState
 from sweep_helpers import load, wait_for, write_study
 
 from harness.cli import main
-from harness.confirm import summarize, t975, verdict
-from harness.frontier import best_for_budgets, default_budgets, frontier, time_to_targets
+from harness.report import best_for_budgets, default_budgets, frontier, time_to_targets
+from harness.search import summarize, t975, verdict
 
 # trial -> [(device-seconds, bpc)] at each evaluation; trial 2 was pruned after two evaluations
 CURVES = {0: [(10, 3.0), (20, 2.6), (30, 2.4), (40, 2.3)],
@@ -84,7 +84,7 @@ def test_confirm_runs_k_by_n_resumes_after_an_interrupt_and_reports(tmp_path, sm
     capsys.readouterr()
 
     # interrupt the confirmation once its first run is under way, then resume it
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "confirm", str(results), "--top", "2", "--seeds",
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "confirm", str(results), "--top", "2", "--seeds",
                              "2", "--budget", "60k"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def running():

@@ -1,0 +1,90 @@
+"""The handful of calls a notebook or script needs, with plain arguments; `import harness` re-exports them lazily.
+
+Each is a thin layer over a subpackage (harness.search, harness.report, harness.training); nothing
+here changes the caller's process beyond the call: no matplotlib backend, no warning filters, no
+Optuna verbosity, and signal handlers only for the duration of a sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from harness.report import Report, study_frame
+from harness.report import build_report as _build_report
+from harness.search import (
+    StudySpec,
+    SweepOptions,
+    SweepOutcome,
+    confirm_spec,
+    load_study,
+    open_results,
+    open_study,
+    results_dir_for,
+    run_confirm,
+    store_ranking,
+    study_spec_for,
+)
+from harness.search import run_sweep as _run_sweep
+from harness.training import Budget
+
+
+def _spec(study: StudySpec | str | Path) -> StudySpec:
+    return study if isinstance(study, StudySpec) else load_study(study)
+
+
+def run_sweep(study: StudySpec | str | Path, results: str | Path | None = None, *, storage: str | None = None,
+              device: str = "auto", trials: int | None = None, timeout: float | None = None,
+              workers: int = 1) -> SweepOutcome:
+    """Run (or resume) a study from a study file or a `StudySpec`; how it ended.
+
+    `results` defaults to results/<study name>; `timeout` is in seconds. Several `workers` run as
+    processes of their own; a family registered in this process is known to them only if its
+    module registers it on import and is imported by the study's code (docs/model-families.md).
+    """
+    spec = _spec(study)
+    options = SweepOptions(results_dir=results_dir_for(spec, Path(results) if results else None),
+                           storage_url=storage, device=device, trials=trials, timeout=timeout, workers=workers)
+    return _run_sweep(spec, options)
+
+
+def load_results(target: str | Path, results: str | Path | None = None, *, storage: str | None = None) -> optuna.Study:
+    """The study behind a study file or a results directory (a `SweepOutcome`'s too), read-only."""
+    if isinstance(target, SweepOutcome):
+        return open_results(target.results_dir, storage=target.storage_url)[1]
+    return open_results(target, results, storage)[1]
+
+
+def trials_frame(study: optuna.Study | str | Path) -> pd.DataFrame:
+    """A row per trial: parameters, state, held-out figures, cost, telemetry and text metrics."""
+    return study_frame(study if isinstance(study, optuna.Study) else load_results(study))
+
+
+def build_report(study: optuna.Study | str | Path, out: str | Path | None = None, *,
+                 formats: Sequence[str] = ("png",), top: int = 10) -> Report:
+    """Tables, figures, report.html and report.md of a study (default directory: <results>/report)."""
+    if isinstance(study, optuna.Study):
+        if out is None:
+            raise TypeError("build_report(study) needs out=DIR when given an optuna.Study")
+        return _build_report(study, Path(out), list(formats), top)
+    results_dir, opened = open_results(study)
+    target = Path(out) if out is not None else results_dir / "report"
+    return _build_report(opened, target, list(formats), top)
+
+
+def confirm(study: StudySpec | str | Path, results: str | Path | None = None, *, top: int = 3, seeds: int = 3,
+            budget: str | None = None, storage: str | None = None, device: str = "auto",
+            workers: int = 1) -> pd.DataFrame:
+    """Retrain the top configurations with fresh seeds, judge them on the test split; the ranking, best first."""
+    if isinstance(study, StudySpec):
+        spec, results_dir = study, results_dir_for(study, Path(results) if results else None)
+    else:
+        spec, results_dir = study_spec_for(study, results, storage)
+    per_run = Budget.parse(budget) if budget else None
+    options = SweepOptions(results_dir=results_dir, storage_url=storage, device=device, workers=workers)
+    run_confirm(spec, options, top, seeds, per_run)
+    frame, _ = store_ranking(open_study(confirm_spec(spec, top, seeds, per_run), options, create=False))
+    return frame

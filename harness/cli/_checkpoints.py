@@ -1,0 +1,98 @@
+"""`harness generate` and `harness evaluate`: what a saved checkpoint writes, and how well it predicts held-out text."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.common import HarnessError, dumps
+from harness.measure import resolve_device
+from harness.training import GenerateSpec
+
+GENERATE = GenerateSpec()  # the defaults a study's [generate] uses too
+
+
+def add_generate_parsers(sub) -> None:
+    p = sub.add_parser("generate", help="sample text from a checkpoint and score it",
+                       description="Sample from a checkpoint at one or more temperatures; print samples and metrics.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--prompt", default="the ")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.5, 1.0, 1.5],
+                   help="one or more temperatures; 0 is greedy (default 0.5 1.0 1.5)")
+    p.add_argument("--length", type=int, default=200, help="characters to generate per sample (default 200)")
+    p.add_argument("--samples", type=int, default=3, help="samples per temperature (default 3)")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--unknown", default="error", choices=("error", "drop", "unk"),
+                   help="prompt symbols outside the vocabulary: error (default), drop them, or feed the unknown token")
+    p.add_argument("--corpus", default=None,
+                   help="training text for real-word share and novelty (default: the checkpoint's corpus)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(handler=cmd_generate)
+
+    e = sub.add_parser("evaluate", help="held-out loss, bits per character and perplexity of a checkpoint",
+                       description="Evaluate a checkpoint on the test split of its corpus (or of --corpus).")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--corpus", default=None, help="corpus spec (default: the checkpoint's corpus)")
+    e.add_argument("--split", default="test", choices=("test", "val"))
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=cmd_evaluate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from harness.measure import Reference
+    from harness.training import checkpoint_corpus, generate_and_score, load_checkpoint
+
+    if args.length < 1 or args.samples < 1:
+        raise HarnessError("--length and --samples must be at least 1")
+    if any(t < 0 for t in args.temperature):
+        raise HarnessError(f"temperatures must be >= 0, got {args.temperature}")
+    ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    if (ckpt.meta.get("corpus") or {}).get("lowercase", True):
+        args.prompt = args.prompt.lower()  # the model only ever saw lower-case text
+    reference = None
+    try:
+        reference = Reference(checkpoint_corpus(ckpt.meta, args.corpus).train_text)
+    except HarnessError as e:
+        print(f"harness: warning: no training text for real-word share and novelty ({e})", file=sys.stderr)
+    report = generate_and_score(ckpt.model, ckpt.vocab, args.prompt, args.length, args.temperature, args.samples,
+                                args.seed, reference, top_k=args.top_k, top_p=args.top_p, unknown=args.unknown)
+    if args.json:
+        print(dumps(report))
+        return 0
+    for group in report["temperatures"]:
+        print(f"=== temperature {group['temperature']:g} ===")
+        for i, text in enumerate(group["samples"], 1):
+            print(f"[{i}] {args.prompt}{text}")
+        print()
+    names = list(report["temperatures"][0]["metrics"])
+    print(f"{'metric':<22}" + "".join(f"{'T=' + format(g['temperature'], 'g'):>10}" for g in report["temperatures"]))
+    for name in names:
+        cells = "".join(f"{_cell(g['metrics'][name]):>10}" for g in report["temperatures"])
+        print(f"{name:<22}{cells}")
+    return 0
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from harness.training import checkpoint_corpus, evaluate_checkpoint, load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    result = evaluate_checkpoint(ckpt, checkpoint_corpus(ckpt.meta, args.corpus), args.split)
+    if args.json:
+        print(dumps(result))
+        return 0
+    print(f"{result['split']} split of {result['corpus']}: {result['chars']:,} chars")
+    print(f"loss {result['loss']:.4f} nats/char   {result['bpc']:.4f} bits/char   perplexity {result['ppl']:.3f}")
+    if result["unknown_symbols"]:
+        print(f"symbols unseen in training (charged as the unknown symbol): {''.join(result['unknown_symbols'])!r}")
+    return 0

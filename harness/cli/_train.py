@@ -1,0 +1,205 @@
+"""`harness train`: one configuration under a budget, with live throughput, MFU and device use."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from harness.common import HarnessError, ProgressLine, dumps, format_rate, format_seconds, write_json_atomic
+from harness.data import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
+from harness.measure import resolve_device
+from harness.models import family_names
+from harness.training import LR_SCHEDULES, PRECISION_MODES, Budget, TrainConfig, normalize_precision
+
+DEFAULTS = TrainConfig()
+
+
+def add_corpus_args(parser: argparse.ArgumentParser, default: str | None = DEFAULT_SPEC) -> None:
+    group = parser.add_argument_group("corpus")
+    group.add_argument("--corpus", default=default,
+                       help=f"file path, builtin:pydoc or gutenberg:ID (default {default})")
+    group.add_argument("--encoding", default="utf-8", help="text encoding of a corpus file (default utf-8)")
+    group.add_argument("--no-lowercase", dest="lowercase", action="store_false",
+                       help="keep case (default: lower-case the text, as the course runs did)")
+    group.add_argument("--split", type=float, nargs=3, default=list(DEFAULT_SPLIT), metavar=("TRAIN", "VAL", "TEST"),
+                       help="contiguous train/validation/test fractions (default 0.9 0.05 0.05)")
+
+
+def corpus_options(args: argparse.Namespace) -> CorpusOptions:
+    return CorpusOptions(lowercase=args.lowercase, split=tuple(args.split), encoding=args.encoding)
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one configuration under a budget",
+                       description="Train one model under a budget; keeps the best checkpoint on held-out text.")
+    add_corpus_args(p)
+    m = p.add_argument_group("model and optimizer (defaults: the course's LSTM generator)")
+    m.add_argument("--model", default=DEFAULTS.model, choices=family_names())
+    m.add_argument("--embedding-dim", type=int, default=DEFAULTS.embedding_dim)
+    m.add_argument("--hidden-dim", type=int, default=DEFAULTS.hidden_dim)
+    m.add_argument("--layers", type=int, default=DEFAULTS.layers)
+    m.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    m.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len)
+    m.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    m.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default %(default)g)")
+    m.add_argument("--lr-schedule", default=DEFAULTS.lr_schedule, choices=LR_SCHEDULES,
+                   help="wsd: warm up, hold, decay over the last --lr-decay of the budget; cosine/linear: decay "
+                        "from the warm-up on; each ends at --lr-min-ratio x lr exactly when the budget ends; "
+                        "constant: the course recipe (default %(default)s)")
+    m.add_argument("--lr-warmup", type=float, default=DEFAULTS.lr_warmup,
+                   help="share of the budget spent ramping up (default %(default)g)")
+    m.add_argument("--lr-decay", type=float, default=DEFAULTS.lr_decay,
+                   help="share of the budget the wsd schedule decays over (default %(default)g)")
+    m.add_argument("--lr-min-ratio", type=float, default=DEFAULTS.lr_min_ratio,
+                   help="final learning rate / lr (default %(default)g)")
+    m.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    m.add_argument("--grad-clip", type=float, default=DEFAULTS.grad_clip, help="max gradient norm; 0 turns it off")
+    m.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    r = p.add_argument_group("run")
+    r.add_argument("--budget", default="60s",
+                   help="training time on the device (90s, 5m), predicted characters (500k) or epochs (3ep)")
+    r.add_argument("--evals", type=int, default=10, help="evaluations on held-out text over the budget (default 10)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    r.add_argument("--precision", default="auto", choices=PRECISION_MODES,
+                   help="numeric precision on CUDA: auto (fastest mode a probe confirms), fp32 (TF32 off), bf16, "
+                        "fp16 (with a gradient scaler); refused where the device or torch cannot honour it. "
+                        "CPU: fp32 (default auto)")
+    r.add_argument("--amp", dest="precision", choices=("auto", "bf16", "off"), help=argparse.SUPPRESS)
+    r.add_argument("--out", type=Path, default=None, help="run directory (default results/train/<time>)")
+    r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(handler=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from harness.measure import Telemetry, cost_summary
+    from harness.training import train
+
+    config = TrainConfig(
+        model=args.model, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, layers=args.layers,
+        dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed, lr_schedule=args.lr_schedule,
+        lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio,
+    ).validate()
+    budget = Budget.parse(args.budget)
+    if args.evals < 1:
+        raise HarnessError(f"--evals must be at least 1, got {args.evals}")
+    device = resolve_device(args.device)
+    corpus = load_corpus(args.corpus, corpus_options(args))
+    corpus.check_fits(config.seq_len, config.batch_size)
+    out = args.out or unique_run_dir(Path("results") / "train" / time.strftime("%Y%m%d-%H%M%S"))
+    make_dir(out, "--out")
+
+    line = ProgressLine()
+    line.message(f"corpus {corpus.name}: {len(corpus.text):,} chars, vocabulary {len(corpus.vocab)}, "
+                 f"train/val/test {len(corpus.train):,}/{len(corpus.val):,}/{len(corpus.test):,}; "
+                 f"unigram baseline {corpus.unigram_entropy_bits():.3f} bpc")
+    line.message(f"{config.model} on {device}, budget {budget}, writing to {out}")
+
+    telemetry = Telemetry(device)
+    on_progress, on_eval = live_lines(line, telemetry, config, len(corpus.vocab), device)
+    try:
+        with telemetry:
+            result = train(config, corpus, budget, device, out_dir=out, evals=args.evals,
+                           precision=normalize_precision(args.precision),
+                           on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
+    except KeyboardInterrupt:
+        line.close()
+        kept = out / "best.pt"
+        print(f"harness: interrupted; {'best checkpoint kept at ' + str(kept) if kept.exists() else 'nothing saved'}",
+              file=sys.stderr)
+        return 130
+    line.close()
+    summary = result.summary()
+    summary["telemetry"] = cost_summary(telemetry, summary)
+    summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(out / "telemetry.csv"))
+    write_json_atomic(out / "result.json", summary)
+    if args.json:
+        print(dumps(summary))
+    else:
+        print_train_summary(summary, out)
+    return 0 if result.status == "completed" else 1
+
+
+def live_lines(line: ProgressLine, telemetry, config: TrainConfig, vocab_size: int, device):
+    """The progress bar (throughput, MFU, device use) and the line each evaluation leaves behind."""
+    from harness.measure import matmul_tflops
+    from harness.models import flops_per_char
+
+    # Measured once before training, so the live MFU below costs nothing while the run is timed.
+    flops_per_s_peak = matmul_tflops(device) * 1e12
+    model_flops = flops_per_char(config.model, vocab_size, config.embedding_dim, config.hidden_dim, config.layers)
+
+    def on_progress(p) -> None:
+        val = f" | val {p.last_val_bpc:.3f} bpc" if p.last_val_bpc is not None else ""
+        mfu = model_flops * p.chars_per_s / flops_per_s_peak * 100
+        line.update(p.fraction, f"step {p.step} | loss {p.loss:.3f} | {format_rate(p.chars_per_s)} chars/s | "
+                                f"MFU {mfu:.1f}%{val} | {live_device_text(telemetry.latest())}"
+                                f"{format_seconds(p.eta_seconds)} left")
+
+    def on_eval(point) -> None:
+        line.message(f"eval {point.index:>2}: step {point.step:>6}  val {point.loss:.4f} nats  "
+                     f"{point.bpc:.4f} bpc  ppl {point.ppl:.3f}  at {point.device_seconds:.1f} device-s")
+
+    return on_progress, on_eval
+
+
+def unique_run_dir(base: Path) -> Path:
+    """results/train/<time>, or <time>-2, -3... so two runs started in the same second never share files."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def make_dir(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(f"{what} {str(path)!r}: cannot create the directory ({e.strerror}); choose another") from None
+
+
+def live_device_text(sample: dict) -> str:
+    """GPU utilization and power beside the progress bar, or the process's CPU use without a GPU."""
+    if sample.get("gpu_util") is not None:
+        power = f" {sample['power_w']:.0f} W" if sample.get("power_w") is not None else ""
+        return f"GPU {sample['gpu_util']:.0f}%{power} | "
+    if sample.get("cpu_util") is not None:
+        return f"CPU {sample['cpu_util']:.0f}% | "
+    return ""
+
+
+def print_train_summary(s: dict, out: Path) -> None:
+    def fmt(value: float | None, spec: str) -> str:
+        return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+    print(f"status            {s['status']}" + (f" ({s['reason']})" if s["reason"] else ""))
+    print(f"held-out best     {fmt(s['val_loss'], '.4f')} nats  {fmt(s['val_bpc'], '.4f')} bpc  "
+          f"ppl {fmt(s['val_ppl'], '.3f')}  (step {s['best_step']})")
+    print(f"held-out final    {fmt(s['final_val_loss'], '.4f')} nats  {fmt(s['final_val_bpc'], '.4f')} bpc  "
+          f"ppl {fmt(s['final_val_ppl'], '.3f')}")
+    print(f"training          {s['steps']} steps, {s['train_chars']:,} chars, "
+          f"{format_rate(s['train_chars_per_s'])} chars/s ({s['achieved_tflops'] * 1e3:.2f} model GFLOP/s)")
+    print(f"device-seconds    {s['device_seconds']:.2f} (train {s['train_seconds']:.2f} + eval {s['eval_seconds']:.2f}); "
+          f"wall {s['wall_seconds']:.2f}")
+    print(f"parameters        {s['params']:,} on {s['device']}")
+    print(f"precision         {s['precision']['summary']}: {s['precision']['reason']}")
+    t = s["telemetry"]
+    util = "GPU" if t["util_source"] == "gpu_util" else "process CPU"
+    energy = (f"{t['energy_j']:.1f} J ({t['joules_per_char'] * 1e3:.3f} mJ/char training)"
+              if t["energy_j"] is not None and t["joules_per_char"] is not None else "not measured on this device")
+    power = f"; power mean {fmt(t['power_mean_w'], '.0f')} W" if t["telemetry_source"] == "nvml" else ""
+    print(f"device            {t['telemetry_device']}: {util} utilization mean {fmt(t['util_mean'], '.0f')}%, "
+          f"p95 {fmt(t['util_p95'], '.0f')}%{power}")
+    print(f"energy            {energy}")
+    peak = f"{t['peak_mem_bytes'] / 2**20:,.0f} MiB ({t['peak_mem_source']})" if t["peak_mem_bytes"] else "-"
+    print(f"peak memory       {peak}")
+    print(f"MFU               {fmt(t['mfu'] * 100 if t['mfu'] is not None else None, '.2f')}% of the measured "
+          f"{t['matmul_tflops']:.2f} TFLOP/s matmul rate")
+    if t["unsupported"]:
+        print(f"not reported      {', '.join(t['unsupported'])} (the device answered NotSupported)")
+    print(f"checkpoint        {s['checkpoint'] or '-'}")
+    print(f"result            {out / 'result.json'}")

@@ -1,0 +1,29 @@
+"""The text: from a spec string (a file, builtin:pydoc, gutenberg:ID) to one integer tensor with contiguous splits."""
+
+from harness.data._corpus import (
+    DEFAULT_SPEC,
+    DEFAULT_SPLIT,
+    UNK,
+    Corpus,
+    CorpusOptions,
+    Vocab,
+    builtin_text,
+    check_split,
+    load_corpus,
+    load_text,
+    strip_gutenberg,
+)
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "DEFAULT_SPLIT",
+    "UNK",
+    "Corpus",
+    "CorpusOptions",
+    "Vocab",
+    "builtin_text",
+    "check_split",
+    "load_corpus",
+    "load_text",
+    "strip_gutenberg",
+]

@@ -1,0 +1,81 @@
+"""The interface every model family implements, and the `Family` record that describes one.
+
+A family is one module that defines a `CharModel` subclass and a `Family` record (how to build it
+and how many weights a character touches); harness.models._registry names them.
+
+Every model maps `forward(tokens, state) -> (logits, state)`: `tokens` is (batch, time) int64,
+`logits` is (batch, time, vocab). `state` is whatever the family carries between chunks (None to
+start fresh); callers never look inside it, they only pass it back and detach it between chunks
+with `detach_state`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+State = Any
+
+
+class CharModel(nn.Module):
+    family: str
+
+    def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def parts(self) -> dict[str, nn.Module | None]:
+        """The embedding, the recurrent core (None without one) and the output layer.
+
+        The precision probe reads the dtype each part returns, and the embedding map reads the
+        embedding's weights. The default finds them under the built-in families' attribute names;
+        a family with other names overrides this.
+        """
+        embedding = getattr(self, "embedding", None) or getattr(self, "embed", None)
+        core = getattr(self, "rnn", None)
+        if core is None and isinstance(getattr(self, "layers", None), nn.ModuleList):
+            core = self.layers[-1]
+        head = getattr(self, "head", None) or getattr(self, "unembed", None)
+        return {"embedding": embedding, "core": core, "head": head}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its name, how to build it, and the weights a predicted character multiplies through.
+
+    `build(vocab_size, embedding_dim, hidden_dim, layers, dropout)` returns the model.
+    `weights(vocab_size, embedding_dim, hidden_dim, layers)` counts the multiply-accumulate
+    weights one character's forward pass touches (embedding lookups are free); MFU is computed
+    from it. `recurrent` is False for a family with no time axis (no gradient flows through time).
+    """
+
+    name: str
+    build: Callable[[int, int, int, int, float], CharModel]
+    weights: Callable[[int, int, int, int], int]
+    recurrent: bool = True
+    description: str = ""
+
+
+def recurrent_weights(gates: int, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int) -> int:
+    """Weights of a stack of recurrent layers with `gates` gate matrices each, plus the output layer."""
+    weights = 0
+    for i in range(layers):
+        width_in = embedding_dim if i == 0 else hidden_dim
+        weights += gates * hidden_dim * (width_in + hidden_dim)
+    return weights + hidden_dim * vocab_size
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between chunks (truncated backpropagation through time), keep the values."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()

@@ -1,0 +1,136 @@
+"""`build_report`: the morning-after report of a study, from its trials to tables, figures and one HTML/Markdown file."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import optuna
+import pandas as pd
+import seaborn as sns
+
+from harness.common import HarnessError
+from harness.report._documents import write_documents
+from harness.report._families import (
+    best_per_family,
+    embeddings_figure,
+    family_frontiers,
+    family_sentences,
+    gradient_profiles,
+)
+from harness.report._figures import (
+    fig_confirmed,
+    fig_device_timeseries,
+    fig_family_frontiers,
+    fig_frontier,
+    fig_gradflow,
+    fig_importance,
+    fig_learning_curves,
+    fig_param_effects,
+    fig_pareto,
+    fig_progress,
+    fig_text_metrics,
+    fig_throughput,
+)
+from harness.report._frame import sampled_params, study_frame
+from harness.report._tables import write_tables
+from harness.report._verdict import morning_verdict, write_verdict_tables
+from harness.search import SPEC_ATTR
+
+
+@dataclass
+class Report:
+    frame: pd.DataFrame
+    out_dir: Path
+    files: list[Path]
+    partial: bool
+    seconds: float
+
+
+def build_report(study: optuna.Study, out: Path, formats: list[str] | None = None, top_k: int = 10) -> Report:
+    started = time.perf_counter()
+    formats = [f for f in (formats or ["png"]) if f]
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad:
+        raise HarnessError(f"--format {','.join(bad)} is not supported; choose from png, svg, pdf")
+    frame = study_frame(study)
+    finished = frame[frame["state"].isin(["COMPLETE"])] if not frame.empty else frame
+    if finished.empty:
+        states = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items()) if len(frame) else "none"
+        raise HarnessError(f"study {study.study_name!r} has no finished trial yet (trials: {states}); run "
+                           f"harness sweep, and report once a trial has completed")
+    out.mkdir(parents=True, exist_ok=True)
+    partial = bool(frame["state"].isin(["RUNNING", "WAITING"]).any())
+    params = sampled_params(study, frame)
+    files = write_tables(frame, params, out, top_k)
+    best_number = int(finished.sort_values("best_bpc").iloc[0]["number"])
+    verdict = morning_verdict(study)
+    files += write_verdict_tables(verdict, out)
+    # The theme holds for these figures only: the caller's matplotlib settings are restored after.
+    with matplotlib.rc_context():
+        sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+        figures, notes = draw_figures(study, frame, verdict, params, best_number, out, formats)
+        course = course_section(study, frame, out, formats, figures)
+        best_checkpoint = frame.set_index("number").loc[best_number, "checkpoint"]
+        path, note = embeddings_figure(best_checkpoint if isinstance(best_checkpoint, str) else None, out)
+    if path is not None:
+        figures["embeddings"] = [path]
+        notes.append(note)
+    for paths in figures.values():
+        files += paths
+    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, course)
+    return Report(frame, out, files, partial, time.perf_counter() - started)
+
+
+def draw_figures(study: optuna.Study, frame: pd.DataFrame, verdict, params: dict, best_number: int, out: Path,
+                 formats: list[str]) -> tuple[dict[str, list[Path]], list[str]]:
+    """Every figure of the report, the frontier first; and notes on the figures that could not be drawn."""
+    figures: dict[str, list[Path]] = {}
+    notes = []
+    figures["frontier"] = fig_frontier(verdict.points, verdict.front, out, formats)
+    if verdict.confirmed is not None:
+        figures["confirmed"] = fig_confirmed(verdict.confirmed, out, formats)
+    if pareto_meaningful(study.user_attrs.get(SPEC_ATTR, {})):
+        figures["pareto"] = fig_pareto(frame, out, formats)
+    figures["learning_curves"] = fig_learning_curves(study, frame, out, formats)
+    figures["param_effects"] = fig_param_effects(frame, params, out, formats)
+    figures["importance"], note = fig_importance(study, out, formats)
+    if note:
+        notes.append(note)
+    figures["throughput"] = fig_throughput(frame, out, formats)
+    figures["device_timeseries"] = fig_device_timeseries(frame, out, formats)
+    figures["text_metrics"] = fig_text_metrics(study, best_number, out, formats)
+    figures["progress"] = fig_progress(frame, out, formats)
+    return figures, notes
+
+
+def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path, formats: list[str],
+                   figures: dict[str, list[Path]]) -> dict | None:
+    """Architectures at equal device-seconds, where the study sampled the model family."""
+    done = frame[frame["state"] == "COMPLETE"]
+    if "model" not in done or done["model"].nunique() < 2:
+        return None
+    best = best_per_family(frame)
+    profiles = gradient_profiles(best)
+    figures["families"] = fig_family_frontiers(family_frontiers(study, frame), out, formats)
+    measured = [p for found in profiles.values() if isinstance(found, list) for p in found]
+    if measured:
+        figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
+    table = best.drop(columns=["checkpoint"])
+    return {"table": table, "sentences": family_sentences(best, profiles)}
+
+
+def pareto_meaningful(spec: dict) -> bool:
+    """The trial-level Pareto front says something only when trials differ in cost.
+
+    With an equal time budget per trial every complete trial sits at the budget, and the front
+    degenerates to the single best trial; the frontier over evaluation points replaces it.
+    """
+    if spec.get("second_objective"):
+        return True
+    budget = str(spec.get("budget", ""))
+    return not budget.endswith("s") or not budget[:-1].replace(".", "", 1).isdigit()
+
+

@@ -1,0 +1,216 @@
+"""report.md and report.html: the question and its answer first, then the verdict tables, figures and details."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from harness.common import HarnessError
+from harness.measure import SHARED_THRESHOLD
+from harness.report._figures import FIGURE_TEXT
+from harness.report._frame import sampled_params
+from harness.report._tables import _cell, html_table, markdown_table, param_summary, top_table
+from harness.report._verdict import Verdict, budget_table, confirmed_table, target_table
+from harness.search import SPEC_ATTR
+from harness.training import Budget
+
+
+def answer(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdict) -> list[str]:
+    """The morning's answer in sentences: the winner, how sure we are, and what to do to be surer."""
+    row = frame.set_index("number").loc[best_number]
+    evaluations = len(v.points)
+    if v.confirmed is not None:
+        top = v.confirmed.iloc[0]
+        interval = ("" if top["ci95_low"] != top["ci95_low"] else
+                    f" (95% interval {top['ci95_low']:.4f}-{top['ci95_high']:.4f})")
+        lines = [f"Winner: trial #{top['trial']}: {top['test_bpc_mean']:.4f} bits/char on the test split, mean of "
+                 f"{top['runs']} fresh seeds{interval}; it was chosen on {top['val_bpc']:.4f} bits/char held-out."]
+        lines += [s[0].upper() + s[1:] + "." for s in v.confirm_lines]
+    else:
+        lines = [f"Best trial: #{best_number}: {row['best_bpc']:.4f} bits/char held-out (perplexity "
+                 f"{row['best_ppl']:.3f}) in {row['device_seconds']:.1f} device-seconds.",
+                 f"This is the best of {evaluations} validation evaluations over {len(frame)} trials, so it is "
+                 f"biased low and its lead may be noise. To confirm it on the test split with fresh seeds: "
+                 f"harness confirm <study.toml or results dir> --top 3 --seeds 3, then report again."]
+    if not v.front.empty:
+        changes, last = [], None
+        for r in v.front.itertuples():  # the frontier's steps, one per change of leader
+            if r.trial != last:
+                changes.append(f"#{r.trial} from {r.device_seconds:.3g} s")
+                last = r.trial
+        steps = ", ".join(changes)
+        lines.append(f"Best configuration as the device-seconds you can spend grow: {steps}.")
+    return lines
+
+
+def describe_budget(text: str | None) -> str:
+    """A stored budget ("12s", "20000tok", "2ep") in words."""
+    try:
+        b = Budget.parse(str(text))
+    except HarnessError:
+        return str(text or "-")
+    return {"seconds": f"{b.amount:g} device-seconds of training", "tokens": f"{b.amount:,.0f} training characters",
+            "epochs": f"{b.amount:g} epochs of training"}[b.kind]
+
+
+@dataclass
+class Page:
+    """What both documents show, in the order they show it."""
+
+    title: str
+    status: str
+    question: str
+    said: list[str]
+    figures: dict[str, list[Path]]
+    tables: list[tuple[str, pd.DataFrame]]
+    course: dict | None
+    facts: list[tuple[str, str]]
+    by_eff: pd.DataFrame
+    summary: pd.DataFrame
+    samples: list[dict]
+    prompt: str
+    best_number: int
+    notes: list[str]
+    top_k: int
+
+
+LEAD = ["frontier", "confirmed"]  # figures shown right after the answer
+COURSE_FIGURES = ["families", "gradflow"]  # figures of the architectures section
+
+
+def write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict: Verdict,
+                    course: dict | None = None) -> list[Path]:
+    spec = study.user_attrs.get(SPEC_ATTR, {})
+    best = study.get_trials(deepcopy=False)[best_number]
+    status = ("PARTIAL REPORT: the study is still running "
+              f"({int(frame['state'].isin(['RUNNING', 'WAITING']).sum())} trials running or waiting)") if partial else ""
+    samples = (best.user_attrs.get("generation") or {}).get("temperatures", [])
+    prompt = (best.user_attrs.get("generation") or {}).get("prompt", "")
+    by_bpc, by_eff = top_table(frame, "best_bpc", top_k), top_table(frame, "efficiency_bits_per_device_s", top_k)
+    summary = param_summary(frame, sampled_params(study, frame))
+    said = answer(study, frame, best_number, verdict)
+    question = spec.get("question") or "Which configuration gives the best perplexity for the device-seconds I can spend?"
+    tables = [("Best configuration for a budget of device-seconds", budget_table(verdict)),
+              ("Time to a target", target_table(verdict))]
+    if verdict.confirmed is not None:
+        tables.append(("Confirmed ranking (test split, fresh seeds)", confirmed_table(verdict)))
+    tables.append((f"Top {top_k} by held-out bits per character", by_bpc))
+    page = Page(study.study_name, status, question, said, figures, tables, course, facts(study, frame, best, spec),
+                by_eff, summary, samples, prompt, best_number, notes, top_k)
+    (out / "report.md").write_text(markdown(page))
+    (out / "report.html").write_text(html_page(page))
+    return [out / "report.md", out / "report.html"]
+
+
+def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]:
+    """The details list: what ran, on what, and the best configuration."""
+    fp = best.user_attrs.get("fingerprint") or {}
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items())
+    config = best.user_attrs.get("config") or dict(best.params)
+    precision = (best.user_attrs.get("precision") or {}).get("summary", "-")
+    concurrency = frame["concurrency"].dropna() if "concurrency" in frame else pd.Series(dtype=float)
+    sharing = (f"trials shared the device with {concurrency.mean():.2f} runs on average; device-seconds are each "
+               f"trial's fair share" if len(concurrency) and concurrency.max() > SHARED_THRESHOLD else "one trial at a time")
+    return [
+        ("Study", f"{study.study_name}: {counts}"),
+        ("Corpus", spec.get("corpus", "-")),
+        ("Budget per trial", f"{describe_budget(spec.get('budget'))}, {spec.get('evals', '-')} evaluations"),
+        ("Sampler / pruner", f"{spec.get('sampler', '-')} / {spec.get('pruner', '-')}"),
+        ("Machine", f"{fp.get('device_name', '-')} on {fp.get('host', '-')} ({fp.get('machine', '-')}), "
+                    f"torch {fp.get('torch', '-')}, CUDA {fp.get('cuda') or '-'}, driver {fp.get('driver') or '-'}"),
+        ("Precision (best trial)", precision),
+        ("Device sharing", sharing),
+        ("Best configuration", ", ".join(f"{k}={_cell(v)}" for k, v in config.items())),
+    ]
+
+
+def markdown(p: Page) -> str:
+    figures, lead, course_figures, course, top_k = p.figures, LEAD, COURSE_FIGURES, p.course, p.top_k
+    status, question, said, tables, facts, by_eff, summary = p.status, p.question, p.said, p.tables, p.facts, p.by_eff, p.summary
+    samples, prompt, best_number, notes = p.samples, p.prompt, p.best_number, p.notes
+    md = [f"# Study report: {p.title}", ""]
+    if status:
+        md += [f"**{status}**", ""]
+    md += [f"**Question**: {question}", ""] + [f"- {line}" for line in said] + [""]
+    for name in lead:
+        if figures.get(name):
+            md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
+    for title, table in tables:
+        md += [f"## {title}", "", markdown_table(table), ""]
+    if course:
+        md += ["## Architectures at equal device-seconds", ""] + [f"- {s}" for s in course["sentences"]] + [""]
+        md += [markdown_table(course["table"]), ""]
+        for name in course_figures:
+            if figures.get(name):
+                md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
+    md += ["## Details", ""] + [f"- **{k}**: {v}" for k, v in facts] + [""]
+    for name, paths in figures.items():
+        if paths and name not in lead and name not in course_figures:
+            md += [f"![{FIGURE_TEXT[name]}]({paths[0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
+    md += [f"## Top {top_k} by efficiency (bits/char saved over a uniform guess per device-second)", "",
+           markdown_table(by_eff), "", "## Parameters", "", markdown_table(summary), ""]
+    if samples:
+        md += [f"## Samples of trial #{best_number} (prompt {prompt!r})", ""]
+        for group in samples:
+            md += [f"### Temperature {group['temperature']:g}", ""]
+            md += ["```text", *[prompt + s.replace("```", "` ` `") for s in group["samples"]], "```", ""]
+    md += [f"_Note: {n}_" for n in notes]
+    return "\n".join(md) + "\n"
+
+
+def html_page(p: Page) -> str:
+    figures, lead, course_figures, course, top_k = p.figures, LEAD, COURSE_FIGURES, p.course, p.top_k
+    status, question, said, tables, facts, by_eff, summary = p.status, p.question, p.said, p.tables, p.facts, p.by_eff, p.summary
+    samples, prompt, best_number, notes = p.samples, p.prompt, p.best_number, p.notes
+    esc = html.escape
+
+    def figure(name: str) -> str:
+        data = base64.b64encode(figures[name][0].read_bytes()).decode()
+        return (f"<figure><img alt='{esc(FIGURE_TEXT[name])}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(FIGURE_TEXT[name])}</figcaption></figure>")
+
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+             "style-src 'unsafe-inline'\">",
+             f"<title>Study report: {esc(p.title)}</title><style>body{{font-family:system-ui,sans-serif;"
+             "max-width:64em;margin:auto;padding:1em 1.5em;line-height:1.4;color:#222}h1{font-size:1.6em}"
+             "h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}"
+             ".answer{background:#eef5ff;border-left:4px solid #1f77b4;padding:0.6em 1em}"
+             ".answer p{margin:0.35em 0}.wrap{overflow-x:auto}"
+             "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}th{background:#f4f4f4}"
+             "figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%;height:auto}"
+             "pre{white-space:pre-wrap;background:#f6f6f6;padding:0.5em}"
+             ".partial{background:#fff3cd;padding:0.5em;border:1px solid #e0c36c}</style></head><body>",
+             f"<h1>Study report: {esc(p.title)}</h1>"]
+    if status:
+        parts.append(f"<p class='partial'><b>{esc(status)}</b></p>")
+    parts.append(f"<div class='answer'><p><b>Question</b>: {esc(question)}</p>"
+                 + "".join(f"<p>{esc(line)}</p>" for line in said) + "</div>")
+    parts += [figure(name) for name in lead if figures.get(name)]
+    for title, table in tables:
+        parts += [f"<h2>{esc(title)}</h2>", f"<div class='wrap'>{html_table(table)}</div>"]
+    if course:
+        parts.append("<h2>Architectures at equal device-seconds</h2><ul>"
+                     + "".join(f"<li>{esc(s)}</li>" for s in course["sentences"]) + "</ul>")
+        parts.append(f"<div class='wrap'>{html_table(course['table'])}</div>")
+        parts += [figure(name) for name in course_figures if figures.get(name)]
+    parts.append("<h2>Details</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in facts)
+                 + "</ul>")
+    parts += [figure(name) for name, paths in figures.items() if paths and name not in lead + course_figures]
+    parts += [f"<h2>Top {top_k} by efficiency</h2>", f"<div class='wrap'>{html_table(by_eff)}</div>",
+              "<h2>Parameters</h2>", f"<div class='wrap'>{html_table(summary)}</div>"]
+    if samples:
+        parts.append(f"<h2>Samples of trial #{best_number} (prompt {esc(repr(prompt))})</h2>")
+        for group in samples:
+            parts.append(f"<h3>Temperature {group['temperature']:g}</h3>")
+            parts += [f"<pre>{esc(prompt + s)}</pre>" for s in group["samples"]]
+    parts += [f"<p><i>Note: {esc(n)}</i></p>" for n in notes]
+    parts.append("</body></html>")
+    return "\n".join(parts)

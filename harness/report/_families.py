@@ -1,0 +1,105 @@
+"""Report sections for the course's questions: architectures at equal device-seconds, and the embeddings.
+
+A study whose space samples the model family gets a section comparing the families: each
+family's frontier (best held-out bpc within x device-seconds, over that family's trials), the
+gradient flow through time of each family's best checkpoint, and one sentence per family made
+from those numbers. Every study's report shows the character embeddings of its best trial.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from harness.common import HarnessError, first_line
+from harness.diagnostics import checkpoint_profiles, embedding_matrix, project
+from harness.models import is_recurrent
+from harness.report._figures import fig_embeddings
+from harness.report._frontier import eval_points, frontier
+from harness.training import load_checkpoint
+
+GRADFLOW_STEPS = 100
+GRADFLOW_SEQUENCES = 32
+
+
+def family_frontiers(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
+    """One frontier per model family: (family, device_seconds, bpc, trial)."""
+    points = eval_points(study)
+    if points.empty or "model" not in frame:
+        return pd.DataFrame(columns=["family", "device_seconds", "bpc", "trial"])
+    family_of = frame.set_index("number")["model"].to_dict()
+    points["family"] = points["trial"].map(family_of)
+    parts = []
+    for family, group in points.groupby("family"):
+        f = frontier(group)
+        f["family"] = family
+        parts.append(f)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def best_per_family(frame: pd.DataFrame) -> pd.DataFrame:
+    done = frame[(frame["state"] == "COMPLETE") & frame["model"].notna()]
+    if done.empty:
+        return pd.DataFrame()
+    best = done.sort_values("best_bpc").groupby("model", sort=False).head(1)
+    trials = done.groupby("model").size()
+    return pd.DataFrame({"family": best["model"], "best trial": best["number"].astype(int),
+                         "trials": best["model"].map(trials), "best bpc": best["best_bpc"],
+                         "device-s": best["device_seconds"], "checkpoint": best["checkpoint"]}).reset_index(drop=True)
+
+
+def gradient_profiles(best: pd.DataFrame) -> dict[str, list]:
+    """family -> [init profile, trained profile] of its best checkpoint (mlp: none, it has no time axis)."""
+    found = {}
+    for row in best.itertuples():
+        if not is_recurrent(row.family) or not isinstance(row.checkpoint, str) or not Path(row.checkpoint).exists():
+            continue
+        try:
+            found[row.family] = checkpoint_profiles(Path(row.checkpoint), GRADFLOW_STEPS, GRADFLOW_SEQUENCES, 0)
+        except Exception as e:  # the section says what it could not measure instead of failing the report
+            found[row.family] = first_line(e)
+    return found
+
+
+def family_sentences(best: pd.DataFrame, profiles: dict) -> list[str]:
+    """What the numbers say, family by family: rank, figure, and how far back the gradient still reaches."""
+    lines = []
+    ranked = best.sort_values("best bpc").reset_index(drop=True)
+    leader = ranked.iloc[0]["best bpc"] if len(ranked) else math.nan
+    for i, row in ranked.iterrows():
+        gap = "" if i == 0 else f", {row['best bpc'] - leader:+.3f} bpc behind the leader"
+        text = (f"{row['family']}: #{i + 1} of {len(ranked)} at {row['best bpc']:.3f} bpc (trial #{row['best trial']}, "
+                f"best of {row['trials']} trials){gap}")
+        found = profiles.get(row["family"])
+        if not is_recurrent(row["family"]):
+            text += "; it sees one character, so its bpc is the bigram model's floor and no gradient flows in time"
+        elif isinstance(found, list):
+            init, trained = found
+            reach = trained.ratio
+            text += (f"; trained, the gradient from {len(trained.norms) - 1} steps back is {reach:.1e} of the last "
+                     f"step's (x{trained.decay_per_step:.3f} a step; x{init.decay_per_step:.3f} at initialization)")
+            if trained.decay_per_step < 0.7:
+                text += ": it learns from the last few characters only"
+            elif trained.decay_per_step > 0.95:
+                text += ": its gradient survives across long spans"
+        elif isinstance(found, str):
+            text += f"; gradient flow not measured ({found})"
+        lines.append(text + ".")
+    return lines
+
+
+def embeddings_figure(checkpoint: str | None, out: Path, name: str = "embeddings") -> tuple[Path | None, str | None]:
+    """The best trial's character map, and a line on what the two axes hold."""
+    if not checkpoint or not Path(checkpoint).exists():
+        return None, None
+    try:
+        ckpt = load_checkpoint(checkpoint, "cpu")
+    except HarnessError as e:  # the report says what it could not draw instead of failing
+        return None, f"The embedding map is missing: {e}"
+    proj = project(embedding_matrix(ckpt.model), list(ckpt.vocab.chars))
+    path = fig_embeddings(proj, out / f"{name}.png")
+    return path, (f"The two PCA axes hold {proj.explained[0]:.0%} and {proj.explained[1]:.0%} of the variance of the "
+                  f"{len(proj.chars)} character vectors.")

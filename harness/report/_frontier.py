@@ -1,0 +1,89 @@
+"""The answer to "which configuration gives the best perplexity for the GPU-seconds I can spend?".
+
+Every evaluation of every trial is a point (device-seconds the trial had spent, held-out bpc): what
+the user would have had by stopping that configuration there. Pruned trials count for the points
+they reached. The frontier is the lower envelope of those points (the best bpc reachable within
+x device-seconds); from it come the "best configuration for a budget" and "time to a target"
+tables. These are pure functions of a points table, so known curves give known answers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pandas as pd
+
+POINT_COLUMNS = ["trial", "state", "eval", "device_seconds", "bpc"]
+
+
+def eval_points(study: optuna.Study) -> pd.DataFrame:
+    """One row per evaluation of every trial that evaluated at least once."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        for p in t.user_attrs.get("curve") or []:
+            if p.get("bpc") is not None and math.isfinite(p["bpc"]):
+                rows.append({"trial": t.number, "state": t.state.name, "eval": p["index"],
+                             "device_seconds": float(p["device_seconds"]), "bpc": float(p["bpc"])})
+    return pd.DataFrame(rows, columns=POINT_COLUMNS)
+
+
+def frontier(points: pd.DataFrame) -> pd.DataFrame:
+    """The points that improve on everything reachable sooner: (device_seconds, bpc, trial), ascending."""
+    if points.empty:
+        return points.iloc[0:0][["device_seconds", "bpc", "trial"]]
+    ordered = points.sort_values(["device_seconds", "bpc"])
+    steps, best = [], math.inf
+    for r in ordered.itertuples():
+        if r.bpc < best:
+            best = r.bpc
+            steps.append({"device_seconds": r.device_seconds, "bpc": r.bpc, "trial": r.trial})
+    return pd.DataFrame(steps)
+
+
+def _first(points: pd.DataFrame, reached: pd.Series, order: list[str]) -> pd.Series | None:
+    """The first point by `order` among those `reached` selects, or None."""
+    found = points[reached]
+    return None if found.empty else found.sort_values(order).iloc[0]
+
+
+def best_for_budgets(points: pd.DataFrame, budgets: list[float]) -> pd.DataFrame:
+    """For each budget B: the trial whose evaluation within B device-seconds had the lowest bpc."""
+    rows = []
+    for budget in budgets:
+        r = _first(points, points["device_seconds"] <= budget + 1e-9, ["bpc", "device_seconds"])
+        rows.append({"budget_s": budget, "trial": None, "bpc": None, "at_s": None} if r is None else
+                    {"budget_s": budget, "trial": int(r["trial"]), "bpc": float(r["bpc"]),
+                     "at_s": float(r["device_seconds"])})
+    return pd.DataFrame(rows)
+
+
+def time_to_targets(points: pd.DataFrame, targets: list[float]) -> pd.DataFrame:
+    """For each target bpc: the trial that reached it first (fewest device-seconds), or None if none did."""
+    rows = []
+    for target in targets:
+        r = _first(points, points["bpc"] <= target + 1e-12, ["device_seconds", "bpc"])
+        rows.append({"target_bpc": target, "trial": None if r is None else int(r["trial"]),
+                     "device_seconds": None if r is None else float(r["device_seconds"])})
+    return pd.DataFrame(rows)
+
+
+def default_budgets(points: pd.DataFrame) -> list[float]:
+    """10%, 25%, 50% and 100% of the longest a trial ran (the per-trial budget, in device-seconds)."""
+    if points.empty:
+        return []
+    longest = float(points["device_seconds"].max())
+    return [round(longest * f, 2) for f in (0.1, 0.25, 0.5, 1.0)]
+
+
+def default_targets(points: pd.DataFrame) -> list[float]:
+    """Round bpc targets between the best result and the typical first evaluation: a spread worth racing for."""
+    if points.empty:
+        return []
+    best = float(points["bpc"].min())
+    first = float(points.sort_values("eval").groupby("trial")["bpc"].first().median())
+    if not first > best:
+        return [round(best, 2)]
+    span = first - best
+    targets = sorted({round(best + span * f, 2) for f in (0.5, 0.25, 0.1)} | {math.ceil(best * 100) / 100}, reverse=True)
+    return targets

@@ -1,0 +1,101 @@
+"""How it is searched and stored: study files, storage (journal or PostgreSQL), workers, trials, resume, confirm.
+
+`load_study` reads a study file into a `StudySpec`; `run_sweep(spec, SweepOptions(...))` runs it
+and returns a `SweepOutcome`; `open_results` opens a finished or running study read-only;
+`run_confirm` retrains the top configurations with fresh seeds and judges them on the test split.
+Optuna's private API is used in harness.search._optuna only.
+"""
+
+from harness.search._confirm import (
+    PLAN_ATTR,
+    RESULT_ATTR,
+    confirm_name,
+    confirm_spec,
+    confirmed,
+    load_confirmation,
+    run_confirm,
+    store_ranking,
+    summarize,
+    t975,
+    verdict,
+)
+from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repair_journal, torn_tail
+from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
+from harness.search._optuna import storage_of
+from harness.search._results import open_results, study_spec_for
+from harness.search._resume import CHANGES_ATTR, SPEC_ATTR, check_resume
+from harness.search._spec import (
+    GenerateSpec,
+    Param,
+    StudySpec,
+    grid_size,
+    grid_values,
+    load_study,
+    parse_study,
+)
+from harness.search._status import best_trial, describe_trial, retried_numbers, status_summary
+from harness.search._storage import (
+    HEARTBEAT_ENV,
+    RetryTrial,
+    database_url,
+    heartbeat_settings,
+    open_storage,
+    trial_slot_lock,
+)
+from harness.search._study import make_pruner, make_sampler, open_study, results_dir_for
+from harness.search._sweep import run_sweep
+from harness.search._trial import FAULTS_ENV, TrialRunner
+from harness.search._worker import run_worker
+
+__all__ = [
+    "CHANGES_ATTR",
+    "FAULTS_ENV",
+    "HEARTBEAT_ENV",
+    "HEARTBEAT_ENV",
+    "JOURNAL_NAME",
+    "PLAN_ATTR",
+    "RESULT_ATTR",
+    "SPEC_ATTR",
+    "STOP_REASONS",
+    "GenerateSpec",
+    "HeartbeatJournalStorage",
+    "Param",
+    "RetryTrial",
+    "StudySpec",
+    "SweepOptions",
+    "SweepOutcome",
+    "TrialRunner",
+    "best_trial",
+    "check_resume",
+    "confirm_name",
+    "confirm_spec",
+    "confirmed",
+    "database_url",
+    "describe_trial",
+    "grid_size",
+    "grid_values",
+    "heartbeat_settings",
+    "load_confirmation",
+    "load_study",
+    "make_pruner",
+    "make_sampler",
+    "open_results",
+    "open_storage",
+    "open_study",
+    "parse_study",
+    "repair_journal",
+    "results_dir_for",
+    "retried_numbers",
+    "run_confirm",
+    "run_sweep",
+    "run_worker",
+    "status_summary",
+    "storage_of",
+    "store_ranking",
+    "study_spec_for",
+    "summarize",
+    "t975",
+    "torn_tail",
+    "trial_slot_lock",
+    "verdict",
+]

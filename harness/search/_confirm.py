@@ -1,0 +1,187 @@
+"""`harness confirm`: is the winner's lead real?
+
+A sweep's winner is the minimum of many noisy validation figures, so its figure is biased low and
+its lead over the runner-up may be noise. Confirmation retrains the top K configurations (by the
+study's objective) with N fresh seeds each, at the study's per-trial budget, and judges each best
+checkpoint on the **test split**, which no selection ever looked at.
+
+The runs are trials of a sibling study, `<name>/confirm`, in the same storage: each is enqueued
+with its source trial and seed, so a killed or interrupted confirmation resumes like a sweep,
+runs with `--workers` and on PostgreSQL the same way, and never redoes a finished run. Per
+configuration it reports the test bpc mean, standard deviation and a 95% interval (Student's t),
+the validation figure it was chosen on, and whether its rank holds once the intervals are taken
+into account.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from harness.common import HarnessError, finite
+from harness.data import load_corpus
+from harness.search._options import SweepOptions, SweepOutcome
+from harness.search._optuna import storage_of
+from harness.search._spec import StudySpec
+from harness.search._storage import trial_slot_lock
+from harness.search._study import open_study
+from harness.search._sweep import run_sweep
+from harness.training import Budget
+
+PLAN_ATTR = "harness:confirm_plan"
+RESULT_ATTR = "harness:confirmed"
+SEED_BASE = 1000  # confirmation seeds: 1001, 1002, ... (never a sweep's default seed 0)
+# Two-sided 95% quantiles of Student's t by degrees of freedom (n - 1 seeds).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
+
+
+def t975(df: int) -> float:
+    if df <= 0:
+        return math.nan
+    if df > 30:
+        return 1.96
+    return T975.get(df) or T975[max(k for k in T975 if k <= df)]  # the next smaller df: a wider, safe interval
+
+
+def confirm_name(name: str) -> str:
+    return f"{name}/confirm"
+
+
+def confirm_spec(spec: StudySpec, top: int, seeds: int, budget: Budget | None) -> StudySpec:
+    """The sibling study's spec: same corpus, space and fixed settings; no sampling, pruning or generation."""
+    c = copy.deepcopy(spec)
+    c.name = confirm_name(spec.name)
+    c.confirm, c.trials_subdir = True, "confirm"
+    c.sampler, c.pruner, c.second_objective = "random", "none", None
+    c.generate.enabled = False
+    c.trials, c.timeout = top * seeds, None
+    c.notes = []
+    if budget is not None:
+        c.budget = budget
+    return c
+
+
+def top_trials(source: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    complete = [t for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    if not complete:
+        raise HarnessError(f"study {source.study_name!r} has no complete trial to confirm; run harness sweep first")
+    return sorted(complete, key=lambda t: t.values[0])[:k]
+
+
+def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, seeds: int) -> dict:
+    """Enqueue top x seeds runs once; a later call with the same plan resumes it, another plan is refused."""
+    chosen = top_trials(source, top)
+    wanted = {"top": top, "seeds": [SEED_BASE + i for i in range(1, seeds + 1)],
+              "sources": [t.number for t in chosen], "budget": str(spec.budget)}
+    existing = study.user_attrs.get(PLAN_ATTR)
+    if existing is not None:
+        if {k: existing.get(k) for k in ("top", "seeds", "budget")} != {k: wanted[k] for k in ("top", "seeds", "budget")}:
+            raise HarnessError(
+                f"a confirmation of {source.study_name!r} with another plan exists (top {existing['top']}, "
+                f"{len(existing['seeds'])} seeds, budget {existing['budget']}); rerun with those values to resume it, "
+                f"or use another --results directory")
+        return existing
+    for t in chosen:
+        for seed in wanted["seeds"]:
+            study.enqueue_trial(t.params, user_attrs={"source_trial": t.number, "seed": seed,
+                                                      "source_val_bpc": t.values[0]})
+    study.set_user_attr(PLAN_ATTR, wanted)
+    return wanted
+
+
+def summarize(study: optuna.Study) -> pd.DataFrame:
+    """Per source configuration: test bpc mean, sd, 95% interval, the validation figure, rank and ties."""
+    rows = [{"source_trial": t.user_attrs["source_trial"], "seed": t.user_attrs["seed"], "test_bpc": t.values[0],
+             "val_bpc": t.user_attrs.get("source_val_bpc"), "params": t.params}
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.values and "source_trial" in t.user_attrs]
+    if not rows:
+        return pd.DataFrame()
+    runs = pd.DataFrame(rows)
+    out = []
+    for source, group in runs.groupby("source_trial"):
+        n = len(group)
+        mean = float(group["test_bpc"].mean())
+        sd = float(group["test_bpc"].std(ddof=1)) if n > 1 else math.nan
+        half = t975(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
+        out.append({"trial": int(source), "runs": n, "test_bpc_mean": mean, "test_bpc_sd": sd,
+                    "ci95_low": mean - half, "ci95_high": mean + half, "val_bpc": float(group["val_bpc"].iloc[0]),
+                    "params": group["params"].iloc[0]})
+    frame = pd.DataFrame(out).sort_values("test_bpc_mean").reset_index(drop=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame["val_rank"] = frame["val_bpc"].rank(method="min").astype(int)
+    frame["tied_with"] = [", ".join(f"#{o.trial}" for o in frame.itertuples() if o.trial != r.trial and
+                                    _overlap(r, o)) for r in frame.itertuples()]
+    return frame
+
+
+def _overlap(a, b) -> bool:
+    if any(math.isnan(x) for x in (a.ci95_low, a.ci95_high, b.ci95_low, b.ci95_high)):
+        return True  # one run each: no interval, nothing can be told apart
+    return a.ci95_low <= b.ci95_high and b.ci95_low <= a.ci95_high
+
+
+def verdict(frame: pd.DataFrame) -> list[str]:
+    """Plain sentences: does the confirmed order hold, and which configurations cannot be told apart."""
+    if frame.empty:
+        return ["no confirmation run has finished yet"]
+    lines = []
+    first = frame.iloc[0]
+    if len(frame) > 1:
+        if not first["tied_with"]:
+            lines.append(f"#{first['trial']} leads: its 95% interval lies below every other configuration's")
+        else:
+            lines.append(f"#{first['trial']} and {first['tied_with']} are tied within noise (95% intervals overlap); "
+                         f"more seeds (--seeds) would be needed to separate them")
+    moved = frame[frame["rank"] != frame["val_rank"]]
+    if not moved.empty:
+        order = ", ".join(f"#{t}" for t in frame.sort_values("val_rank")["trial"])
+        tied = all(r.tied_with for r in moved.itertuples())
+        lines.append(f"the validation ranking ({order}) changed on the test split"
+                     + (", but only among configurations tied within noise" if tied else ""))
+    else:
+        lines.append("the test split keeps the validation ranking")
+    if frame["runs"].min() < 2:
+        lines.append("with one run per configuration there are no intervals; use --seeds 3 or more")
+    return lines
+
+
+def run_confirm(spec: StudySpec, options: SweepOptions, top: int, seeds: int,
+                budget: Budget | None = None) -> SweepOutcome:
+    """Plan (once) and run the confirmation study; its workers resume it after any interruption."""
+    if top < 1 or seeds < 1:
+        raise HarnessError(f"--top and --seeds must be at least 1 (got {top} and {seeds})")
+    cspec = confirm_spec(spec, top, seeds, budget)
+    source = open_study(spec, SweepOptions(results_dir=options.results_dir, storage_url=options.storage_url),
+                        create=False)
+    corpus = load_corpus(cspec.corpus, cspec.corpus_options)
+    study = open_study(cspec, options, corpus=corpus)
+    with trial_slot_lock(storage_of(study), options.results_dir, cspec.name):
+        plan(source, study, cspec, top, seeds)
+    return run_sweep(cspec, options)
+
+
+def store_ranking(study: optuna.Study) -> tuple[pd.DataFrame, list[str]]:
+    """The confirmed ranking and its verdict, stored with the runs (`harness:confirmed`) so a report needs no recompute."""
+    frame, lines = confirmed(study)
+    ranking = frame.drop(columns=["params"]).to_dict("records") if not frame.empty else []
+    study.set_user_attr(RESULT_ATTR, finite({"ranking": ranking, "verdict": lines}))
+    return frame, lines
+
+
+def confirmed(study: optuna.Study) -> tuple[pd.DataFrame, list[str]]:
+    frame = summarize(study)
+    return frame, verdict(frame)
+
+
+def load_confirmation(study: optuna.Study) -> optuna.Study | None:
+    """The sibling confirmation study of `study` in the same storage, if one was run."""
+    try:
+        return optuna.load_study(study_name=confirm_name(study.study_name), storage=storage_of(study))
+    except KeyError:
+        return None

@@ -1,0 +1,79 @@
+"""Every use of Optuna's private API, in one module: an Optuna release that moves one breaks here, and
+tests/test_optuna_private.py says which.
+
+Why each is needed (Optuna offers no public way):
+- `BaseHeartbeat` and `get_heartbeat_thread`: our journal storage implements Optuna's heartbeat
+  interface (as RDBStorage does), and the ask/tell loop beats the way `Study.optimize` does.
+- `_get_stale_trial_ids` (a method of `BaseHeartbeat`): how `fail_stale_trials` asks a storage
+  for its stale trials; our journal storage overrides it.
+- `get_lock_file`, `JournalFileBackend._lock` and `._file_path`: the journal's own file lock and
+  path, so a repair or an append holds the same lock as Optuna's writers.
+- `Study._storage`, `Study._study_id`, `Trial._trial_id` / `FrozenTrial._trial_id`: the storage a
+  study was opened on and the storage's ids, which the heartbeat and retry calls take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread
+from optuna.storages.journal._file import get_lock_file
+
+STALE_TRIAL_IDS = "_get_stale_trial_ids"  # the BaseHeartbeat method a heartbeat storage implements
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    return study._study_id
+
+
+def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    return trial._trial_id
+
+
+def journal_lock(backend: optuna.storages.journal.JournalFileBackend) -> Any:
+    return backend._lock
+
+
+def journal_path(backend: optuna.storages.journal.JournalFileBackend) -> str:
+    return backend._file_path
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Optuna's INFO logging and the warnings our use of it triggers, off for a block, then as they were.
+
+    We drive the heartbeat from an ask/tell loop (Optuna warns it expects `Study.optimize`) and use
+    experimental features (heartbeats, constraints). Scoped, so importing or calling the harness
+    leaves the caller's warning filters and Optuna's verbosity as they were.
+    """
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+__all__ = [
+    "STALE_TRIAL_IDS",
+    "BaseHeartbeat",
+    "get_heartbeat_thread",
+    "get_lock_file",
+    "journal_lock",
+    "journal_path",
+    "quiet",
+    "storage_of",
+    "study_id",
+    "trial_id",
+]

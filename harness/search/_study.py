@@ -1,0 +1,104 @@
+"""Opening a study: its storage, its sampler and pruner by name, and the check that a resumed study means what it meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from harness.common import HarnessError, interrupts
+from harness.data import Corpus
+from harness.search._options import SweepOptions
+from harness.search._optuna import quiet
+from harness.search._resume import CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume
+from harness.search._spec import StudySpec, grid_values
+from harness.search._storage import open_storage
+
+
+def results_dir_for(spec: StudySpec, override: Path | None = None) -> Path:
+    return Path(override) if override else Path("results") / spec.name
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its `study.stop()` when the grid is used up.
+
+    That call is only allowed inside `Study.optimize`; our workers ask and tell, and stop on their
+    own when the planned count (the grid's size) is reached.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
+    trials = spec.trials or 50
+    if spec.sampler == "tpe":
+        # constant_liar set explicitly (its default changed between Optuna versions): with several
+        # workers, running trials count as bad guesses, so two workers do not sample the same point.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          n_startup_trials=max(3, min(10, trials // 3)))
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "grid":
+        return AskTellGridSampler({p.name: grid_values(p) for p in spec.space.values()}, seed=seed)
+    if spec.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        raise HarnessError("sampler cmaes needs the cmaes package: pip install cmaes") from None
+    return optuna.samplers.CmaEsSampler(seed=seed)
+
+
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    if spec.multi_objective or spec.pruner == "none":
+        return optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective studies
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.evals, reduction_factor=3)
+
+
+def open_study(spec: StudySpec, options: SweepOptions, seed: int = 0, create: bool = True,
+               corpus: Corpus | None = None) -> optuna.Study:
+    """Load (readers) or create-or-resume (sweeps) the study; a resumed study must mean what it meant."""
+    storage = open_storage(options.results_dir, options.storage_url, repair=create)
+    where = options.storage_url or options.results_dir
+    with quiet():
+        if not create:
+            try:
+                return optuna.load_study(study_name=spec.name, storage=storage)
+            except KeyError:
+                raise HarnessError(f"no study named {spec.name!r} in {where}; run harness sweep first") from None
+        with interrupts.deferred():
+            return _create_or_resume(spec, storage, seed, corpus, where)
+
+
+def _create_or_resume(spec: StudySpec, storage, seed: int, corpus: Corpus | None, where) -> optuna.Study:
+    try:  # load first: a create that finds the study exists still appends a record to the journal
+        study = optuna.load_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec, seed),
+                                  pruner=make_pruner(spec))
+    except KeyError:
+        directions = ["minimize", "minimize"] if spec.multi_objective else ["minimize"]
+        study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
+                                    directions=directions, sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
+    # A resumed study gets a sampler seeded past what already ran: a seeded sampler started anew
+    # would re-propose the very configurations of the first night (its random start-up phase).
+    done = len(study.get_trials(deepcopy=False))
+    if done:
+        study.sampler = make_sampler(spec, seed + done)
+    stored = study.user_attrs.get(SPEC_ATTR)
+    current = spec.to_record(corpus)
+    if stored is None:
+        study.set_user_attr(SPEC_ATTR, current)
+        return study
+    refusals, allowed = check_resume(stored, current)
+    if refusals:
+        raise HarnessError(
+            f"study {spec.name!r} in {where} was run with other settings, and its trials would not compare "
+            f"with new ones:\n  " + "\n  ".join(refusals) + "\nPut the old values back to resume it, or start "
+            f"a new study: change [study] name in {spec.path or 'the study file'}, or pass --results DIR"
+        )
+    if allowed:
+        study.set_user_attr(CHANGES_ATTR, study.user_attrs.get(CHANGES_ATTR, []) + [changes_entry(allowed)])
+        study.set_user_attr(SPEC_ATTR, {**stored, **current})
+    return study

@@ -1,0 +1,224 @@
+"""One trial: train the configuration Optuna asked for, generate, record, and say how to tell Optuna.
+
+Anything a trial does wrong stays on that trial: out of memory -> PRUNED with the constraint
+`fits_in_memory` violated; NaN -> PRUNED with `finite_loss` violated; any other exception -> FAIL
+with its reason and a short traceback. A full disk and a stop signal are the night's, not the
+trial's: they propagate to the worker loop (harness.study).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+
+import torch
+from optuna.trial import Trial, TrialState
+
+from harness.common import (
+    DiskFullError,
+    HarnessError,
+    ProgressLine,
+    disk_full,
+    first_line,
+    format_seconds,
+    write_json_atomic,
+)
+from harness.data import Corpus
+from harness.measure import Reference, Telemetry, cost_summary
+from harness.search._spec import StudySpec
+from harness.training import (
+    TrainConfig,
+    Trainer,
+    evaluate_checkpoint,
+    generate_and_score,
+    load_checkpoint,
+    run_attrs,
+    telemetry_attrs,
+)
+
+FAULTS_ENV = "HARNESS_INJECT_FAULTS"  # e.g. "oom@1,nan@3,error@4": fault injection for tests and drills
+
+
+def suggest(trial: Trial, spec: StudySpec) -> dict:
+    params = {}
+    for p in spec.space.values():
+        if p.kind == "categorical":
+            params[p.name] = trial.suggest_categorical(p.name, p.choices)
+        elif p.kind == "int":
+            params[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+        else:
+            params[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+    return params
+
+
+def parse_faults() -> dict[int, str]:
+    """Trial number -> fault ("oom", "nan" or "error") from HARNESS_INJECT_FAULTS, for drills and tests."""
+    faults = {}
+    for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
+        kind, _, number = item.partition("@")
+        if kind.strip() not in ("oom", "nan", "error") or not number.strip().isdigit():
+            raise HarnessError(f"{FAULTS_ENV}={os.environ[FAULTS_ENV]!r}: write e.g. oom@1,nan@3,error@4")
+        faults[int(number)] = kind.strip()
+    return faults
+
+
+class TrialRunner:
+    """Runs one trial: train, generate, record. Holds what every trial shares (corpus, reference text)."""
+
+    def __init__(self, spec: StudySpec, results_dir: Path, corpus: Corpus, device: torch.device,
+                 line: ProgressLine, faults: dict[int, str]):
+        self.spec, self.results_dir, self.corpus, self.device, self.line = spec, results_dir, corpus, device, line
+        self.reference = Reference(corpus.train_text) if spec.generate.enabled else None
+        self.faults = faults
+        self.study_text = ""  # done/best, computed once per trial
+        self.deadline: float | None = None  # the study's, so its "left" figure stays live
+        self.timings: dict[str, float] = {}  # where the current trial's wall time went (user attr "timings")
+
+    def config_for(self, params: dict, trial: Trial | None = None) -> TrainConfig:
+        values = {**self.spec.fixed, **params}
+        if trial is not None and "seed" in trial.user_attrs:  # a confirmation run: a fresh seed per run
+            values["seed"] = trial.user_attrs["seed"]
+        return TrainConfig.from_dict(values).validate()
+
+    def run(self, trial: Trial) -> tuple[TrialState, list[float] | None]:
+        """Train the trial; returns how to tell Optuna. Raises only KeyboardInterrupt and DiskFullError."""
+        spec = self.spec
+        started = time.perf_counter()
+        self.timings = {}
+        params = suggest(trial, spec)
+        trial_dir = self.results_dir / spec.trials_subdir / f"{trial.number:04d}"
+        trial.set_user_attr("reason", None)
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
+                                       "cpu_threads": torch.get_num_threads()})
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        mem_before = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None
+        try:
+            config = self.config_for(params, trial)
+            trial.set_user_attr("config", config.to_dict())
+            summary = self.train(trial, config, trial_dir)
+        except torch.cuda.OutOfMemoryError as e:
+            trial.set_user_attr("reason", f"out of memory: {first_line(e, empty='CUDA out of memory')}")
+            trial.set_constraint("fits_in_memory", 1.0)
+            state, values = TrialState.PRUNED, None
+        except (KeyboardInterrupt, DiskFullError):
+            raise
+        except Exception as e:
+            if disk_full(e):  # a full disk is the night's problem, not this configuration's
+                raise DiskFullError(getattr(e, "filename", None) or trial_dir, e) from None
+            trial.set_user_attr("reason", f"{type(e).__name__}: {first_line(e, empty='')}")
+            trial.set_user_attr("traceback", "".join(traceback.format_exc().splitlines(keepends=True)[-15:]))
+            state, values = TrialState.FAIL, None
+        else:
+            recording = time.perf_counter()
+            state, values = self.outcome(trial, summary)
+            self.timings["record"] += time.perf_counter() - recording
+            self.timings["total"] = time.perf_counter() - started
+            trial.set_user_attr("timings", self.timings)
+        finally:
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+                trial.set_user_attr("mem_after_minus_before_bytes",
+                                    torch.cuda.memory_allocated(self.device) - (mem_before or 0))
+        return state, values
+
+    def train(self, trial: Trial, config: TrainConfig, trial_dir: Path) -> dict:
+        spec = self.spec
+        fault = self.faults.get(trial.number)
+        single = not spec.multi_objective
+
+        def on_eval(point) -> bool:
+            trial.set_user_attr("curve", trial.user_attrs.get("curve", []) + [point.to_dict()])
+            if not single:
+                return False  # Optuna cannot prune multi-objective studies
+            trial.report(point.bpc, step=point.index)
+            # never prune at the last evaluation: the trial has already paid for it
+            return point.index < spec.evals and trial.should_prune()
+
+        def on_progress(p) -> None:
+            self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
+                                         f"{format_seconds(p.eta_seconds)} left in trial | {self.status()}")
+
+        clock = time.perf_counter()
+        with Telemetry(self.device) as telemetry:
+            trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
+                              precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
+                              telemetry=telemetry)
+            if fault == "oom":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by HARNESS_INJECT_FAULTS)")
+            if fault == "error":
+                raise RuntimeError("injected failure (HARNESS_INJECT_FAULTS)")
+            if fault == "nan":
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+            setup = time.perf_counter() - clock
+            result = trainer.run()
+            summary = result.summary()
+            del trainer, result
+            clock = time.perf_counter()
+            if summary["checkpoint"] and spec.generate.enabled and summary["status"] != "diverged":
+                with telemetry.window("generation"):
+                    summary["generation"] = self.generate(summary["checkpoint"])
+            generation = time.perf_counter() - clock
+        clock = time.perf_counter()
+        summary["telemetry"] = cost_summary(telemetry, summary)
+        summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
+        # Where a trial's wall time goes (scripts/bench.py, "overhead"): training steps are the product,
+        # everything else is what the harness costs. "loop" is the host's share between device syncs.
+        s = summary
+        self.timings.update(
+            setup=setup, warmup=s["warmup_seconds"], train=s["train_wall_seconds"], eval=s["eval_wall_seconds"],
+            checkpoint=s["checkpoint_seconds"], generation=generation,
+            loop=max(0.0, s["wall_seconds"] - s["warmup_seconds"] - s["train_wall_seconds"] - s["eval_wall_seconds"]
+                     - s["checkpoint_seconds"]),
+        )
+        write_json_atomic(trial_dir / "result.json", summary)
+        self.timings["record"] = time.perf_counter() - clock
+        return summary
+
+    def test_bpc(self, trial: Trial, checkpoint: str) -> float:
+        result = evaluate_checkpoint(load_checkpoint(checkpoint, self.device), self.corpus, "test")
+        for key in ("bpc", "ppl", "loss", "chars"):
+            trial.set_user_attr(f"test_{key}", result[key])
+        return result["bpc"]
+
+    def status(self) -> str:
+        if self.deadline is None:
+            return self.study_text
+        return f"{self.study_text} | study {format_seconds(max(0.0, self.deadline - time.monotonic()))} left"
+
+    def generate(self, checkpoint: str) -> dict:
+        g = self.spec.generate
+        ckpt = load_checkpoint(checkpoint, self.device)
+        prompt = g.prompt.lower() if self.spec.corpus_options.lowercase else g.prompt
+        return generate_and_score(ckpt.model, ckpt.vocab, prompt, g.length, g.temperatures, g.samples,
+                                  seed=self.spec.seed, reference=self.reference, unknown="drop")
+
+    def outcome(self, trial: Trial, s: dict) -> tuple[TrialState, list[float] | None]:
+        for key, value in run_attrs(s).items():
+            trial.set_user_attr(key, value)
+        if "generation" in s:
+            trial.set_user_attr("generation", s["generation"])
+        t = s["telemetry"]
+        for key, value in telemetry_attrs(t).items():
+            trial.set_user_attr(key, value)
+        if s["status"] == "diverged":
+            trial.set_user_attr("reason", f"diverged: {s['reason']}")
+            trial.set_constraint("finite_loss", 1.0)
+            return TrialState.PRUNED, None
+        if s["status"] == "pruned":
+            trial.set_user_attr("reason", f"pruned by {self.spec.pruner} at evaluation {len(s['curve'])}")
+            return TrialState.PRUNED, None
+        values = [s["val_bpc"]]
+        if self.spec.confirm:  # judged on the test split, which no selection ever looked at
+            values = [self.test_bpc(trial, s["checkpoint"])]
+        if self.spec.second_objective == "device_seconds":
+            values.append(s["device_seconds"])
+        elif self.spec.second_objective == "energy_j":
+            values.append(t["energy_j"] if t["energy_j"] is not None else math.inf)
+        return TrialState.COMPLETE, values

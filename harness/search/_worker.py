@@ -1,0 +1,199 @@
+"""One worker: trials until the plan is met, the time is up, or failures pile up; and how a worker process starts.
+
+Shape of the loop: repeat {under the trial-slot lock, fail stale trials, check the plan and ask
+for a trial; train it under Optuna's heartbeat (harness.search._trial); tell the result}. A stop
+signal marks the running trial FAIL ("interrupted") and re-queues it; a full disk does the same
+if it still can. A worker process (`worker_main`) is started from the spec record the study
+stores, never from command-line flags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+
+import optuna
+import torch
+from optuna.storages import fail_stale_trials
+from optuna.trial import Trial, TrialState
+
+from harness.common import DiskFullError, HarnessError, ProgressLine, interrupts
+from harness.data import load_corpus
+from harness.measure import Telemetry, resolve_device
+from harness.models import build_model
+from harness.search._journal import HeartbeatJournalStorage
+from harness.search._options import SweepOptions, SweepOutcome
+from harness.search._optuna import BaseHeartbeat, get_heartbeat_thread, quiet, storage_of, trial_id
+from harness.search._spec import StudySpec
+from harness.search._status import describe_trial, planned_count, retried_numbers, status_text
+from harness.search._storage import RetryTrial, trial_slot_lock
+from harness.search._study import open_study
+from harness.search._trial import TrialRunner, parse_faults
+from harness.training import TrainConfig, resolve_precision
+
+
+def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
+    """Prepare (device, corpus, study) and run the trial loop; how it stopped, never an exception for a stop."""
+    faults = parse_faults()
+    device = resolve_device(options.device if options.device != "auto" else spec.device)
+    corpus = load_corpus(spec.corpus, spec.corpus_options)
+    corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
+    if spec.second_objective == "energy_j" and not Telemetry(device).gpu:
+        raise HarnessError(f"second_objective energy_j needs NVML's energy counter, and {device} has none; use "
+                           f"second_objective = \"device_seconds\" on this machine")
+    index = options.worker_index or 0
+    check_precision(spec, device, len(corpus.vocab))
+    study = open_study(spec, options, seed=spec.seed + 1000 * index, corpus=corpus)
+    tag = f"[worker {index}] " if options.worker_index is not None else ""
+    line = ProgressLine(plain=options.plain_progress, prefix=tag)
+    runner = TrialRunner(spec, options.results_dir, corpus, device, line, faults)
+    planned = options.trials or spec.trials
+    timeout = options.timeout or spec.timeout
+    runner.deadline = time.monotonic() + timeout if timeout else None
+    line.message(f"{tag}study {spec.name}: {planned or 'unlimited'} trials, {spec.budget} each, on {device}, "
+                 f"results in {options.results_dir}")
+    for note in spec.notes:
+        line.message(f"{tag}note: {note}")
+    with quiet():
+        stop, message = _loop(study, spec, options, runner, planned, line, tag)
+    return SweepOutcome(spec.name, options.results_dir, options.storage_url, stop, message)
+
+
+def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: TrialRunner, planned: int | None,
+          line: ProgressLine, tag: str) -> tuple[str, str]:
+    """The trial loop; (stop reason, what was said). Reads top to bottom: lock, ask, beat, run, tell."""
+    consecutive_failures = 0
+    trial: Trial | None = None  # asked and not yet told: the one to mark if the night ends now
+    try:
+        while True:
+            if runner.deadline is not None and time.monotonic() >= runner.deadline:
+                return "time_limit", _say(line, f"{tag}study time limit reached; stopping (resume with the same "
+                                                f"command)")
+            with trial_slot_lock(storage_of(study), options.results_dir, spec.name):
+                fail_stale_trials(study)
+                requeue_lost_retries(study)
+                counted, waiting = planned_count(study)
+                if planned is not None and counted >= planned and waiting == 0:
+                    line.close()
+                    return "planned", ""
+                claim(study, True)
+                trial = study.ask()
+                beat(study, trial)  # from the first moment, so a crash right now is seen as one
+                claim(study, False)
+            runner.study_text = status_text(study, planned)
+            with get_heartbeat_thread(trial_id(trial), storage_of(study)):
+                state, values = runner.run(trial)
+            with interrupts.deferred():
+                study.tell(trial, values=values, state=state)
+                finished, trial = trial, None
+            line.message(f"{tag}{describe_trial(study, finished.number)}")
+            consecutive_failures = consecutive_failures + 1 if state == TrialState.FAIL else 0
+            if consecutive_failures >= spec.max_consecutive_failures:
+                line.close()
+                return "failures", _say(line, f"{tag}stopping: {consecutive_failures} trials failed in a row; the "
+                                              f"last said: {finished.user_attrs.get('reason')}. See harness status "
+                                              f"for all reasons.")
+    except KeyboardInterrupt as e:
+        interrupts.stopping()  # a second Ctrl-C must not cut the clean-up short
+        line.close()
+        how = "SIGTERM" if "SIGTERM" in str(e) else "SIGHUP" if "SIGHUP" in str(e) else "Ctrl-C"
+        if trial is None:
+            return "interrupted", _say(line, f"{tag}interrupted ({how}) between trials; nothing was running. Run "
+                                             f"the same command to resume.")
+        requeued = mark_interrupted(study, trial, how)
+        return "interrupted", _say(line, f"{tag}interrupted ({how}): trial {trial.number} marked failed and "
+                                         f"re-queued as trial {requeued}; finished trials are kept. Run the same "
+                                         f"command to resume.")
+    except DiskFullError:
+        interrupts.stopping()
+        line.close()
+        if trial is not None:
+            with contextlib.suppress(Exception):  # the disk may be too full even for this; then resume finds it stale
+                mark_interrupted(study, trial, "disk full")
+        raise
+
+
+def _say(line: ProgressLine, text: str) -> str:
+    line.message(text)
+    return text
+
+
+def worker_main(record: dict, options: dict, threads: int, gpu: str | None, results) -> None:
+    """Entry point of a worker process: the spec from its stored record, this worker's share of the machine.
+
+    Runs in a fresh interpreter (multiprocessing's spawn): the GPU is pinned before CUDA starts,
+    and the outcome goes back to the parent on `results`; the exit code says the same.
+    """
+    from harness.search._options import STOP_REASONS
+
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    torch.set_num_threads(max(1, threads))
+    worker = SweepOptions.from_record(options)
+    interrupts.install()
+    try:
+        outcome = run_worker(StudySpec.from_record(record), worker)
+        stop, message = outcome.stop, outcome.message
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        stop, message = ("disk_full" if isinstance(e, DiskFullError) else "error"), str(e)
+    except KeyboardInterrupt:
+        stop, message = "interrupted", "interrupted before the first trial"
+    results.put((worker.worker_index, stop, message))
+    sys.exit(STOP_REASONS[stop])
+
+
+def check_precision(spec: StudySpec, device: torch.device, vocab_size: int) -> None:
+    """Refuse a precision the device cannot honour before the first trial, not as a failure of every trial."""
+    p = spec.space.get("model")
+    families = p.choices if p is not None and p.kind == "categorical" else [spec.fixed.get("model", TrainConfig().model)]
+    for family in families:
+        resolve_precision(spec.precision, build_model(family, vocab_size, 8, 8, 1, 0.0).to(device), device)
+
+
+def beat(study: optuna.Study, trial: Trial) -> None:
+    storage = storage_of(study)
+    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval():
+        storage.record_heartbeat(trial_id(trial))
+
+
+def claim(study: optuna.Study, claiming: bool) -> None:
+    storage = storage_of(study)
+    if isinstance(storage, HeartbeatJournalStorage):
+        storage.claim() if claiming else storage.unclaim()
+
+
+def requeue_lost_retries(study: optuna.Study) -> None:
+    """Re-queue failed trials whose retry was never recorded (the record torn off, or the worker killed first).
+
+    Our own failures always carry a reason; a FAIL without one is a worker that died. Both it and
+    an interrupted trial are owed a retry; `RetryTrial` decides whether a crash has had its share.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    for t in trials:
+        if t.state != TrialState.FAIL or t.number in retried:
+            continue
+        reason = t.user_attrs.get("reason")
+        if reason is None or reason.startswith("interrupted"):
+            RetryTrial()(study, t, interrupted=reason is not None)
+
+
+def mark_interrupted(study: optuna.Study, trial: Trial, how: str) -> int | None:
+    """FAIL the running trial with the reason, and queue a clean retry of its configuration; the retry's number."""
+    with interrupts.deferred():
+        trial.set_user_attr("reason", f"interrupted ({how}); re-queued to run again on resume")
+        study.tell(trial, state=TrialState.FAIL)
+        before = len(study.get_trials(deepcopy=False))
+        RetryTrial()(study, storage_of(study).get_trial(trial_id(trial)), interrupted=True)
+        return before
+
+
+def largest(spec: StudySpec, name: str) -> int:
+    """The largest value a trial may use, so a too-short corpus is refused before the first trial."""
+    p = spec.space.get(name)
+    if p is None:
+        return int(spec.fixed.get(name, getattr(TrainConfig(), name)))
+    return int(max(p.choices) if p.kind == "categorical" else p.high)

@@ -1,0 +1,152 @@
+"""Training configuration and budgets: plain values, with every default in this one place.
+
+The defaults are the course material's LSTM generator (E=128, H=256, 2 layers, dropout 0.3,
+seq 50, batch 32, Adam at 1e-3, clipping at 1.0), so `harness train` with no flags reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+
+from harness.common import HarnessError
+from harness.models import get_family
+
+LR_SCHEDULES = ("constant", "wsd", "cosine", "linear")
+
+
+@dataclass
+class TrainConfig:
+    # the model
+    model: str = "lstm"
+    embedding_dim: int = 128
+    hidden_dim: int = 256
+    layers: int = 2
+    dropout: float = 0.3
+    # the data it sees per step
+    seq_len: int = 50
+    batch_size: int = 32
+    # the optimizer and its schedule
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0
+    lr_schedule: str = "constant"
+    lr_warmup: float = 0.0
+    lr_decay: float = 0.2
+    lr_min_ratio: float = 0.0
+    seed: int = 1337
+
+    def validate(self) -> TrainConfig:
+        """Reject impossible values with the name of the setting, before any work starts."""
+        get_family(self.model)  # an unknown family names the registered ones
+        for name in ("embedding_dim", "hidden_dim", "layers", "seq_len", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise HarnessError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise HarnessError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise HarnessError(f"lr must be a positive number, got {self.lr!r}")
+        if self.weight_decay < 0:
+            raise HarnessError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise HarnessError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise HarnessError(f"lr_schedule {self.lr_schedule!r} is not a schedule; choose one of "
+                               f"{', '.join(LR_SCHEDULES)}")
+        if not 0.0 <= self.lr_warmup < 1.0:
+            raise HarnessError(f"lr_warmup is a share of the budget in [0, 1), got {self.lr_warmup!r}")
+        if not 0.0 < self.lr_decay <= 1.0 or self.lr_warmup + self.lr_decay > 1.0:
+            raise HarnessError(f"lr_decay is the share of the budget the wsd schedule decays over, in (0, 1] and at "
+                               f"most 1 - lr_warmup; got {self.lr_decay!r} (lr_warmup {self.lr_warmup!r})")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise HarnessError(f"lr_min_ratio (the final rate / lr) must be in [0, 1], got {self.lr_min_ratio!r}")
+        if self.grad_clip < 0:
+            raise HarnessError(f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
+        return self
+
+    def lr_factor(self, fraction: float) -> float:
+        """The learning rate's multiplier when `fraction` of the budget is spent.
+
+        "constant": 1 throughout (the course recipe). The others ramp up linearly over the first
+        `lr_warmup` of the budget (default none: measured, a 2% warm-up cost the course LSTM ~0.1
+        bpc that it never won back, docs/measurements.md) and end at `lr_min_ratio` exactly when
+        the budget ends, whatever its unit, so a 12-s trial and an 8-h run both end annealed. "wsd" (warm-up, stable, decay)
+        holds the peak until the last `lr_decay` of the budget and then decays linearly: without a
+        warm-up, every evaluation before the decay is exactly the constant rate's, so a pruner's
+        early decisions are unchanged. "cosine" and "linear" (nanoGPT's shapes) decay from the end of the warm-up.
+        """
+        if self.lr_schedule == "constant":
+            return 1.0
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction < self.lr_warmup:
+            return max(fraction / self.lr_warmup, 0.01)
+        if self.lr_schedule == "wsd":
+            start = 1.0 - self.lr_decay
+            progress = max(0.0, (fraction - start) / self.lr_decay)
+        else:
+            progress = (fraction - self.lr_warmup) / (1.0 - self.lr_warmup)
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if self.lr_schedule == "cosine" else 1.0 - progress
+        return self.lr_min_ratio + (1.0 - self.lr_min_ratio) * shape
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HarnessError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+_UNITS = {
+    "s": ("seconds", 1.0), "sec": ("seconds", 1.0), "m": ("seconds", 60.0), "min": ("seconds", 60.0),
+    "h": ("seconds", 3600.0), "tok": ("tokens", 1.0), "tokens": ("tokens", 1.0), "chars": ("tokens", 1.0),
+    "k": ("tokens", 1e3), "M": ("tokens", 1e6), "ep": ("epochs", 1.0), "epoch": ("epochs", 1.0),
+    "epochs": ("epochs", 1.0),
+}
+_BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run trains: synchronized training seconds on the device, predicted characters, or epochs.
+
+    Evaluation time is not charged to a seconds budget, so every trial of a sweep gets the same
+    training time on the device whatever its evaluation costs.
+    """
+
+    kind: str
+    amount: float
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        match = _BUDGET.match(str(text))
+        unit = match.group(2) if match else ""
+        if not match or (unit not in _UNITS and unit.lower() not in _UNITS):
+            raise HarnessError(
+                f"budget {text!r} is not understood; write seconds (90s, 5m, 8h), predicted characters "
+                f"(200000tok, 500k, 2M) or epochs (3ep)"
+            )
+        kind, scale = _UNITS.get(unit) or _UNITS[unit.lower()]
+        amount = float(match.group(1)) * scale
+        if amount <= 0:
+            raise HarnessError(f"budget {text!r} must be above zero")
+        return cls(kind, amount)
+
+    def __str__(self) -> str:
+        return {"seconds": f"{self.amount:g}s", "tokens": f"{self.amount:g}tok", "epochs": f"{self.amount:g}ep"}[self.kind]
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """Seconds from '90s', '30m', '8h' (a bare number is seconds)."""
+    budget = Budget.parse(text if re.search(r"[A-Za-z]", str(text)) else f"{text}s")
+    if budget.kind != "seconds":
+        raise HarnessError(f"{what} {text!r} must be a time such as 90s, 30m or 8h")
+    return budget.amount

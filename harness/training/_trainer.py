@@ -1,0 +1,303 @@
+"""The trainer: one config, one budget, one corpus -> a best checkpoint and honest figures.
+
+Read top to bottom: the corpus goes to the device once as one tensor; each epoch cuts it into
+`batch_size` contiguous streams (from a random offset, so chunk boundaries move between epochs)
+and walks them in `seq_len` chunks with the recurrent state carried across chunks, as pytorch's
+word_language_model does. The host reads the device only at sync points (a few times a second,
+at evaluations and at the end), where it checks the budget, the loss and NaNs.
+
+What each figure measures is in harness.training._result. Warm-up is not charged: on CUDA,
+before the clock starts, a throw-away copy of the model takes `WARMUP_STEPS` training steps and
+one evaluation pass (`warmup_seconds`), so cuDNN/cuBLAS handles, lazy kernel loading and
+allocator growth are not charged to the first trial of each worker (the CPU has no such
+penalty, so it skips the warm-up unless asked).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness.data import Corpus
+from harness.measure import Occupancy, ShareClock, fingerprint, synced_clock, synchronize
+from harness.models import CharModel, build_model, count_params, detach_state, flops_per_char
+from harness.training._checkpoint import save_checkpoint
+from harness.training._config import Budget, TrainConfig
+from harness.training._evaluation import EVAL_CHUNK, EVAL_STREAMS, evaluate
+from harness.training._precision import resolve_precision
+from harness.training._result import EvalPoint, Progress, TrainResult
+
+SYNC_INTERVAL_S = 0.25
+WARMUP_STEPS = 3  # untimed steps on a throw-away copy before the clock starts
+
+
+def epoch_chunks(train: torch.Tensor, batch_size: int, seq_len: int, offset: int):
+    """Yield (inputs, targets) of shape (batch, <=seq_len): contiguous streams walked left to right."""
+    columns = (len(train) - offset) // batch_size
+    streams = train[offset : offset + columns * batch_size].view(batch_size, columns)
+    for start in range(0, columns - 1, seq_len):
+        end = min(start + seq_len, columns - 1)
+        yield streams[:, start:end], streams[:, start + 1 : end + 1]
+
+
+def chars_per_epoch(n_train: int, batch_size: int) -> int:
+    return batch_size * (n_train // batch_size - 1)
+
+
+class Trainer:
+    """Holds a run's state so that the loop below stays a loop; `run()` is the whole algorithm."""
+
+    def __init__(self, config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device, *,
+                 out_dir: Path | None = None, evals: int = 10, precision: str = "auto",
+                 on_eval: Callable[[EvalPoint], bool | None] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None, telemetry=None, warmup: bool | None = None,
+                 share_device: bool = True):
+        self.config = config.validate()
+        # Warm-up pays off where first calls are slow (CUDA: handles, lazy kernel loading, allocator
+        # growth). On the CPU there is no first-trial penalty to remove (measured: docs/measurements.md),
+        # so there it would only cost ~5% of a 12-s trial (scripts/bench.py, "overhead").
+        self.warmup = device.type == "cuda" if warmup is None else warmup
+        self.occupancy = Occupancy(device) if share_device else None
+        self.train_clock, self.eval_clock = ShareClock(self.occupancy), ShareClock(self.occupancy)
+        corpus.check_fits(config.seq_len, config.batch_size)
+        self.budget, self.device, self.evals = budget, device, max(1, evals)
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.on_eval, self.on_progress, self.telemetry = on_eval, on_progress, telemetry
+        self.vocab = corpus.vocab
+        self.corpus_info = corpus.describe()
+
+        torch.manual_seed(config.seed)
+        self.offsets = torch.Generator().manual_seed(config.seed)
+        self.train_data = corpus.train.to(device)
+        self.val_data = corpus.val.to(device)
+        self.model = build_model(config.model, len(corpus.vocab), config.embedding_dim, config.hidden_dim,
+                                 config.layers, config.dropout).to(device)
+        self.optimizer = self.make_optimizer(self.model)
+        self.current_lr = config.lr
+        self.precision = resolve_precision(precision, self.model, device)
+        self.scaler = self.precision.scaler(device)
+        self.epoch_chars = chars_per_epoch(len(self.train_data), config.batch_size)
+        self.result = TrainResult(
+            status="completed", reason=None, config=config.to_dict(), budget=str(budget), device=str(device),
+            params=count_params(self.model), vocab_size=len(corpus.vocab), fingerprint=fingerprint(device),
+            flops_per_char=flops_per_char(config.model, len(corpus.vocab), config.embedding_dim,
+                                          config.hidden_dim, config.layers),
+            precision=self.precision.to_dict(),
+        )
+
+    def fraction_done(self) -> float:
+        r = self.result
+        if self.budget.kind == "seconds":
+            return r.train_seconds / self.budget.amount
+        if self.budget.kind == "tokens":
+            return r.train_chars / self.budget.amount
+        return r.train_chars / (self.budget.amount * self.epoch_chars)
+
+    def window(self, name: str):
+        return self.telemetry.window(name) if self.telemetry is not None else nullcontext()
+
+    def begin_training(self) -> float:
+        """Start a training segment: telemetry's window and the trainer's clock open at the same sync."""
+        if self.telemetry is not None:
+            self.telemetry.begin("training")
+        now = synced_clock(self.device)
+        self.train_clock.start(now)
+        return now
+
+    def tick(self, now: float) -> None:
+        """Training time so far, as a fair share of the device (see harness.occupancy) and as wall time."""
+        self.train_clock.tick(now)
+        self.result.train_seconds = self.train_clock.share
+        self.result.train_wall_seconds = self.train_clock.wall
+
+    def end_training(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.end("training")
+
+    def make_optimizer(self, model: CharModel) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.Adam(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay,
+                                fused=self.device.type == "cuda")
+
+    def set_lr(self) -> None:
+        """The schedule's rate for the budget spent so far; between syncs a seconds budget is estimated
+        from the host clock, so a 12-s trial's decay moves every step, not every SYNC_INTERVAL_S."""
+        if self.config.lr_schedule == "constant":
+            return
+        if self.budget.kind == "seconds":
+            fraction = self.train_clock.estimate(time.perf_counter()) / self.budget.amount
+        else:
+            fraction = self.fraction_done()
+        lr = self.config.lr * self.config.lr_factor(fraction)
+        if lr != self.current_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.current_lr = lr
+
+    def step(self, model: CharModel, optimizer, scaler, inputs: torch.Tensor, targets: torch.Tensor, state):
+        """One optimizer step on one chunk; returns the (undetached) loss and the detached state."""
+        with self.precision.autocast(self.device):
+            logits, state = model(inputs, state)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        clip = self.config.grad_clip
+        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            if clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+        return loss, detach_state(state)
+
+    def warm_up(self, steps: int = WARMUP_STEPS) -> float:
+        """Untimed steps on a throw-away copy (model, optimizer, random state), so the trained run is unchanged.
+
+        What is warmed is what the timed loop will use: the training shape forward and backward
+        under the same autocast, the same (fused) optimizer, and the evaluation shape.
+        """
+        start = time.perf_counter()
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        model = copy.deepcopy(self.model).train()
+        optimizer, scaler = self.make_optimizer(model), self.precision.scaler(self.device)
+        b, t = self.config.batch_size, self.config.seq_len
+        inputs = self.train_data[: b * t].view(b, t)
+        targets = self.train_data[1: b * t + 1].view(b, t)
+        state = None
+        for _ in range(steps):
+            _, state = self.step(model, optimizer, scaler, inputs, targets, state)
+        model.eval()
+        with torch.no_grad(), self.precision.autocast(self.device):
+            streams = min(EVAL_STREAMS, max(1, len(self.val_data) // 2))
+            chunk = min(EVAL_CHUNK, max(1, (len(self.val_data) - 1) // streams))
+            model(self.val_data[: streams * chunk].view(streams, chunk), None)
+        del model, optimizer
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+            torch.cuda.empty_cache()
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+    def run(self) -> TrainResult:
+        """Warm up (untimed), then train under the budget while registered as a user of the device."""
+        r = self.result
+        wall_start = time.perf_counter()
+        r.warmup_seconds = self.warm_up() if self.warmup else 0.0
+        if self.occupancy is not None:
+            self.occupancy.enter()
+        try:
+            return self.loop(wall_start)
+        finally:
+            if self.occupancy is not None:
+                self.occupancy.leave()
+
+    def loop(self, wall_start: float) -> TrainResult:
+        r, config, model = self.result, self.config, self.model
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        loss_steps, next_eval, stop = 0, 1, False
+        last_sync = self.begin_training()
+
+        while not stop:
+            offset = int(torch.randint(0, config.seq_len, (1,), generator=self.offsets))
+            state = None
+            for inputs, targets in epoch_chunks(self.train_data, config.batch_size, config.seq_len, offset):
+                self.set_lr()
+                loss, state = self.step(model, self.optimizer, self.scaler, inputs, targets, state)
+                loss_sum += loss.detach()
+                loss_steps += 1
+                r.steps += 1
+                r.train_chars += targets.numel()
+
+                # Host-side clock and counters decide when to sync; the device is read only then.
+                now = time.perf_counter()
+                boundary = self.budget.kind != "seconds" and self.fraction_done() >= next_eval / self.evals
+                if not boundary and now - last_sync < SYNC_INTERVAL_S:
+                    continue
+                last_sync = synced_clock(self.device)
+                self.tick(last_sync)
+                mean_loss = float(loss_sum) / loss_steps
+                if not math.isfinite(mean_loss):
+                    r.status, r.reason = "diverged", f"training loss became {mean_loss} at step {r.steps}"
+                    self.end_training()
+                    stop = True
+                    break
+                self.report_progress(mean_loss)
+                loss_sum.zero_()
+                loss_steps = 0
+                if self.fraction_done() >= next_eval / self.evals:
+                    self.end_training()
+                    stop = self.evaluate(next_eval) or self.fraction_done() >= 1.0
+                    next_eval += 1
+                    if stop:
+                        break
+                    last_sync = self.begin_training()
+
+        if self.device.type == "cuda":
+            r.peak_mem_bytes = torch.cuda.max_memory_allocated(self.device)
+        r.final = r.curve[-1] if r.curve else None
+        r.wall_seconds = time.perf_counter() - wall_start
+        return r
+
+    def evaluate(self, index: int) -> bool:
+        """Evaluate on the validation split, keep the best checkpoint; True when the caller asks to stop."""
+        r = self.result
+        self.eval_clock.start(synced_clock(self.device))
+        with self.window("evaluation"):
+            loss = evaluate(self.model, self.val_data, precision=self.precision)
+        self.eval_clock.stop(synced_clock(self.device))
+        r.eval_seconds, r.eval_wall_seconds = self.eval_clock.share, self.eval_clock.wall
+        point = EvalPoint(index, r.steps, r.train_chars, r.train_seconds, r.device_seconds, loss)
+        r.curve.append(point)
+        if math.isfinite(loss) and (r.best is None or loss < r.best.loss):
+            r.best = point
+            if self.out_dir is not None:
+                saving = time.perf_counter()
+                path = self.out_dir / "best.pt"
+                save_checkpoint(path, self.model, self.config, self.vocab,
+                                {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)})
+                r.checkpoint = str(path)
+                r.checkpoint_seconds += time.perf_counter() - saving
+        if not math.isfinite(loss):
+            r.status, r.reason = "diverged", f"validation loss became {loss} at step {r.steps}"
+            return True
+        if self.on_eval is not None and self.on_eval(point):
+            r.status, r.reason = "pruned", f"stopped by the evaluation callback at evaluation {index} (step {r.steps})"
+            return True
+        return False
+
+    def report_progress(self, loss: float) -> None:
+        if self.on_progress is None:
+            return
+        r = self.result
+        fraction = min(1.0, self.fraction_done())
+        rate = r.train_chars_per_s
+        eta = r.train_seconds * (1 - fraction) / fraction if fraction > 0 else float("inf")
+        last = r.curve[-1].bpc if r.curve else None
+        self.on_progress(Progress(r.steps, r.train_chars, loss, rate, fraction, r.train_seconds, eta, last))
+
+
+def train(config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device | str = "cpu",
+          **options) -> TrainResult:
+    """Train one configuration under one budget; see `Trainer` for the options."""
+    device = torch.device(device)
+    trainer = Trainer(config, corpus, budget, device, **options)
+    result = trainer.run()
+    synchronize(device)
+    return result
