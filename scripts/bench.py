@@ -87,10 +87,12 @@ class Bench:
     def claim(self, what: str, measured: str, target: str = "", met: bool | None = None) -> None:
         self.claims.append((what, measured, target, met))
 
-    def run_harness(self, config: TrainConfig, budget: float | Budget, evals: int = 1, telemetry=None):
+    def run_harness(self, config: TrainConfig, budget: float | Budget, evals: int = 1, telemetry=None,
+                    precision: str = "auto"):
         """One harness run alone on the device (no occupancy registry); a number is seconds."""
         budget = budget if isinstance(budget, Budget) else Budget("seconds", budget)
-        return train(config, self.corpus, budget, self.device, evals=evals, telemetry=telemetry, share_device=False)
+        return train(config, self.corpus, budget, self.device, evals=evals, telemetry=telemetry, share_device=False,
+                     precision=precision)
 
     # ---- sections -------------------------------------------------------------------------------
 
@@ -313,17 +315,21 @@ class Bench:
         ratio = rates["residual_rnn"] / rates["rnn"]
         print(f"residual RNN (its own time loop) / fused tanh RNN: {ratio:.2f}x the chars/s")
         self.claim("residual RNN chars/s / fused tanh RNN (same width)", f"{ratio:.2f}x")
-        # before 2026-11-29 the residual recurrence ran through plain autograd, four graph nodes a step
+        # before 2026-11-29 the residual recurrence ran through plain autograd, four graph nodes a step. Both
+        # sides in fp32: under bf16 autocast the plain loop's fp32 state promotes every step to fp32, so a
+        # bf16 ResidualScan against it would compare precisions, not implementations.
+        residual = TrainConfig(model="residual_rnn", lr_schedule="constant")
+        scan_rate = self.run_harness(residual, s["family_s"], precision="fp32").train_chars_per_s
         scan = models.ResidualRNNLayer.forward
         models.ResidualRNNLayer.forward = lambda layer, x, h: models.residual_scan_reference(
             layer.w_in(x), h, layer.w_rec.weight)
         try:
-            plain = self.run_harness(TrainConfig(model="residual_rnn", lr_schedule="constant"), s["family_s"])
+            plain = self.run_harness(residual, s["family_s"], precision="fp32")
         finally:
             models.ResidualRNNLayer.forward = scan
-        speedup = rates["residual_rnn"] / plain.train_chars_per_s
-        print(f"residual RNN through plain autograd (before): {plain.train_chars_per_s:,.0f} chars/s; "
-              f"ResidualScan is {speedup:.2f}x that")
+        speedup = scan_rate / plain.train_chars_per_s
+        print(f"residual RNN, both fp32: ResidualScan {scan_rate:,.0f} chars/s, plain autograd (before) "
+              f"{plain.train_chars_per_s:,.0f} chars/s; ResidualScan is {speedup:.2f}x that")
         self.claim("residual RNN, ResidualScan / plain-autograd loop", f"{speedup:.2f}x")
 
     def gpu(self) -> None:
@@ -340,7 +346,11 @@ class Bench:
                        else "", None if util is None or name != "harness" else util >= 90)
         out = subprocess.run([sys.executable, "scripts/bench_workers.py", "--device", "cuda", "--workers", "1", "2",
                               "4", "--budget", self.size["gpu_trial"]], cwd=ROOT, capture_output=True, text=True)
-        print(out.stdout[-3000:] or out.stderr[-3000:])
+        print(out.stdout[-4000:])
+        if out.returncode != 0:
+            print(f"bench_workers.py failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+        self.claim("bench_workers.py (1, 2, 4 workers on this GPU)", "ran" if out.returncode == 0 else
+                   f"failed (exit {out.returncode})", "runs", out.returncode == 0)
 
 
 def summary_table(claims: list[tuple[str, str, str, bool | None]], markdown: bool) -> str:

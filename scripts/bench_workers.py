@@ -7,7 +7,12 @@ The same grid of small-model configurations (so every run trains exactly the sam
 with each worker count on the same device. Printed per worker count: wall time, trials per hour
 and its ratio to one worker, mean concurrency, characters per device-second (a device-second being
 the trial's fair share of the device, see harness.occupancy), and the Spearman rank correlation of
-the configurations' held-out bpc against the 1-worker run.
+the configurations' held-out bpc against the 1-worker run. Then, per configuration, its characters
+per device-second alone (1 worker) and shared (each other worker count), and their ratio: the
+"sharing gain". A device-second charges dt/n(t), as if each of n trials had 1/n of the device; a
+gain near 1 says that holds, a gain above 1 that time-slicing gave each trial more than 1/n (a GPU
+that small models leave mostly idle), so trials of studies run with different worker counts do
+not compare.
 """
 
 from __future__ import annotations
@@ -111,6 +116,17 @@ def main() -> int:
               f"{f['concurrency'].mean():>11.2f} {f['chars_per_device_s'].median():>15,.0f} {rho:>15.2f}")
     print("ratio: trials per hour against 1 worker; rank corr.: Spearman correlation of the 6 configurations' best "
           "held-out bpc with the 1-worker run's")
+    shared = [r for r in runs if r["workers"] != base["workers"]]
+    if shared:
+        print(f"\nsharing gain: chars per device-second shared / alone ({base['workers']} worker), per configuration")
+        print(f"{'configuration':>18} {'alone':>10}" + "".join(f" {str(r['workers']) + ' workers':>12} {'gain':>6}"
+                                                          for r in shared))
+        for config, alone in base["frame"]["chars_per_device_s"].items():
+            cells = ""
+            for r in shared:
+                value = r["frame"]["chars_per_device_s"].get(config, float("nan"))
+                cells += f" {value:>12,.0f} {value / alone:>6.2f}"
+            print(f"{config:>18} {alone:>10,.0f}{cells}")
     return 0
 
 

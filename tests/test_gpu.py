@@ -91,6 +91,8 @@ def _telemetry_uuid_check() -> str:
             "print(json.dumps({'nvml': u, 'torch': str(torch.cuda.get_device_properties(0).uuid)}))")
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="one GPU: CUDA_VISIBLE_DEVICES cannot remap it to another "
+                                                             "index, so there is nothing to tell apart")
 def test_the_nvml_handle_is_the_torch_device_also_when_remapped():
     count = torch.cuda.device_count()
     for visible in sorted({"0", str(count - 1)}):
@@ -117,6 +119,22 @@ def test_utilization_power_and_energy_are_read_and_the_counter_only_increases(sm
     assert all(b >= a for a, b in zip(counter, counter[1:], strict=False))
     assert cost["mfu"] is not None and 0 < cost["mfu"] < 1
     assert cost["peak_mem_source"].startswith("torch.cuda")
+    # the headline figures are the training windows' own; the ceiling was measured warm and long enough
+    assert cost["util_window"] == "training"
+    if "gpu_util" not in tel.unsupported:
+        assert cost["util_mean"] is not None and cost["util_mean_trial"] is not None
+    assert cost["matmul_ceiling"]["seconds"] >= 0.2 and cost["matmul_ceiling"]["dtype"] == summary["precision"]["mode"]
+    if "energy_j" not in tel.unsupported or "power_w" not in tel.unsupported:
+        assert cost["phases"]["evaluation"]["energy_j"] is not None  # short windows get their energy too
+
+
+def test_the_nvml_handle_matches_by_uuid_whole_gpu_or_mig(cuda):
+    tel = Telemetry(cuda)
+    uuid = tel.nvml.nvmlDeviceGetUUID(tel.handle)
+    uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+    torch_uuid = str(torch.cuda.get_device_properties(cuda).uuid)
+    assert uuid.startswith(("GPU-", "MIG-")) and uuid.split("-", 1)[1] == torch_uuid.removeprefix("GPU-").removeprefix(
+        "MIG-"), (uuid, torch_uuid)
 
 
 def _huge_study(path: Path, corpus: Path) -> Path:

@@ -65,6 +65,12 @@ class FakeNVML:
         self._call("processes")
         return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=None)]
 
+    def nvmlDeviceGetProcessUtilization(self, h, last_seen):  # noqa: N802
+        self._call("process_util")
+        stamp = int((time.perf_counter() - self.t0) * 1e6) + 1
+        return [SimpleNamespace(pid=os.getpid(), timeStamp=stamp, smUtil=35, memUtil=10),
+                SimpleNamespace(pid=os.getpid() + 100000, timeStamp=stamp, smUtil=40, memUtil=10)]
+
     def nvmlDeviceGetName(self, h):  # noqa: N802
         return "NVIDIA GB10 (fake)"
 

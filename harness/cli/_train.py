@@ -99,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     line.message(f"{config.model} on {device}, budget {budget}, writing to {out}")
 
     telemetry = Telemetry(device)
-    on_progress, on_eval = live_lines(line, telemetry, config, len(corpus.vocab), device)
+    on_progress, on_eval = live_lines(line, telemetry, config, len(corpus.vocab), device,
+                                      args.precision if args.precision in ("fp32", "bf16", "fp16") else "bf16")
     try:
         with telemetry:
             result = train(config, corpus, budget, device, out_dir=out, evals=args.evals,
@@ -123,13 +124,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status == "completed" else 1
 
 
-def live_lines(line: ProgressLine, telemetry, config: TrainConfig, vocab_size: int, device):
-    """The progress bar (throughput, MFU, device use) and the line each evaluation leaves behind."""
+def live_lines(line: ProgressLine, telemetry, config: TrainConfig, vocab_size: int, device, dtype: str):
+    """The progress bar (throughput, MFU against the `dtype` matmul rate, device use) and the line each
+    evaluation leaves behind. The summary's MFU uses the precision the run really had."""
     from harness.measure import matmul_tflops
     from harness.models import flops_per_char
 
     # Measured once before training, so the live MFU below costs nothing while the run is timed.
-    flops_per_s_peak = matmul_tflops(device) * 1e12
+    flops_per_s_peak = matmul_tflops(device, dtype) * 1e12
     model_flops = flops_per_char(config.model, vocab_size, config.embedding_dim, config.hidden_dim, config.layers)
 
     def on_progress(p) -> None:

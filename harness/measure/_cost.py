@@ -16,37 +16,72 @@ from harness.measure._telemetry import Telemetry
 SHARED_THRESHOLD = 1.05  # mean runs on the device above which a run counts as having shared it
 
 
-_MATMUL_CACHE: dict[str, float] = {}
+MIN_CEILING_SECONDS = 0.2  # of timed matmuls: enough for clocks to ramp and launch overhead to vanish
+WARMUP_MATMULS = 3
+_CEILINGS: dict[tuple[str, str], dict] = {}
 
 
-def matmul_tflops(device: torch.device) -> float:
-    """The device's measured dense matmul rate (TFLOP/s): bf16 4096^2 on CUDA, fp32 1024^2 on the CPU.
+def ceiling_key(device: torch.device, dtype: str) -> str:
+    """Names a ceiling by the physical device and dtype, so a study stores one per kind of device it ran on."""
+    from harness.measure._device import device_name
 
-    Model FLOPs utilization is reported against this measured rate, not a datasheet peak, so the
-    figure means "share of what this machine's matmul actually reaches".
+    return f"{device_name(device)}|{dtype if device.type == 'cuda' else 'fp32'}"
+
+
+def matmul_ceiling(device: torch.device, dtype: str = "bf16", min_seconds: float = MIN_CEILING_SECONDS) -> dict:
+    """The device's measured dense matmul rate (TFLOP/s) in a dtype, and how it was measured; once per process.
+
+    4096^2 on CUDA (TF32 off for fp32, so fp32 means fp32), 1024^2 fp32 on the CPU; `WARMUP_MATMULS`
+    untimed first, then as many as fill `min_seconds`. Model FLOPs utilization is reported against
+    this rate, not a datasheet peak: "share of what this machine's matmul actually reaches".
     """
-    key = str(device)
-    if key in _MATMUL_CACHE:
-        return _MATMUL_CACHE[key]
-    n, dtype, reps = (4096, torch.bfloat16, 20) if device.type == "cuda" else (1024, torch.float32, 5)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    synchronize(device)
-    rate = 2 * n**3 * reps / (time.perf_counter() - start) / 1e12
-    _MATMUL_CACHE[key] = rate
-    return rate
+    dtype = dtype if device.type == "cuda" else "fp32"
+    key = (ceiling_key(device, dtype), dtype)
+    if key in _CEILINGS:
+        return _CEILINGS[key]
+    n = 4096 if device.type == "cuda" else 1024
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        a = torch.randn(n, n, device=device, dtype=torch_dtype)
+        b = torch.randn(n, n, device=device, dtype=torch_dtype)
+        for _ in range(WARMUP_MATMULS):
+            a @ b
+        synchronize(device)
+        reps, start = 0, time.perf_counter()
+        while True:
+            for _ in range(5):
+                a @ b
+            reps += 5
+            synchronize(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    record = {"tflops": 2 * n**3 * reps / elapsed / 1e12, "dtype": dtype, "n": n, "reps": reps,
+              "seconds": elapsed, "key": key[0],
+              "how": f"{reps} {n}x{n} {dtype} matmuls timed over {elapsed:.2f} s after {WARMUP_MATMULS} untimed, "
+                     f"measured before the first trial"}
+    _CEILINGS[key] = record
+    return record
+
+
+def seed_ceiling(record: dict) -> None:
+    """Reuse a ceiling measured earlier (stored in the study), so every trial of a study shares one."""
+    _CEILINGS[(record["key"], record["dtype"])] = record
+
+
+def matmul_tflops(device: torch.device, dtype: str = "bf16") -> float:
+    return matmul_ceiling(device, dtype)["tflops"]
 
 
 def cost_summary(telemetry: Telemetry, train_summary: dict) -> dict:
     """The telemetry summary joined with the trainer's figures: energy per character and MFU.
 
     MFU = model FLOPs per character (harness.models.flops_per_char) x training chars/s / the
-    device's measured matmul rate (`matmul_tflops`).
+    device's measured matmul rate in the run's precision (`matmul_ceiling`).
 
     When the run shared its device (`concurrency` > 1, see harness.occupancy), NVML's
     device-wide energy is attributed to it by its share (divided by the concurrency), the
@@ -64,9 +99,9 @@ def cost_summary(telemetry: Telemetry, train_summary: dict) -> dict:
         cost["energy_scope"] = (f"{cost['energy_scope']}; the device was shared by {concurrency:.2f} runs on "
                                 f"average, so energy is attributed by this run's share")
         cost["util_source"] = f"{cost['util_source']} (device-wide, shared)"
-    peak_rate = matmul_tflops(telemetry.device)
-    cost["matmul_tflops"] = peak_rate
-    cost["mfu"] = train_summary["achieved_tflops"] / peak_rate if peak_rate > 0 else None
+    ceiling = matmul_ceiling(telemetry.device, (train_summary.get("precision") or {}).get("mode", "fp32"))
+    cost["matmul_tflops"], cost["matmul_ceiling"] = ceiling["tflops"], ceiling
+    cost["mfu"] = train_summary["achieved_tflops"] / ceiling["tflops"] if ceiling["tflops"] > 0 else None
     if cost["peak_mem_bytes"] is None and train_summary.get("peak_mem_bytes") is not None:
         cost["peak_mem_bytes"], cost["peak_mem_source"] = train_summary["peak_mem_bytes"], "torch.cuda.max_memory_allocated"
     return cost

@@ -18,6 +18,20 @@ ENERGY_SCOPE = ("NVML total energy counter of the device (nvmlDeviceGetTotalEner
                 "system")
 
 
+PID_NAMESPACE_SOURCE = ("torch.cuda.memory_reserved: NVML's process list holds host PIDs and none is this "
+                        "process's (a container's PID namespace)")
+
+
+def in_pid_namespace() -> bool:
+    """Whether this process runs in a PID namespace of its own (a container): PID 1 is not init there."""
+    try:
+        with open("/proc/1/sched") as f:
+            first = f.readline()
+    except OSError:
+        return False
+    return not first.startswith(("systemd", "init"))
+
+
 class TelemetryWarning(UserWarning):
     """A telemetry field the device cannot report; raised once per field."""
 
@@ -54,14 +68,21 @@ def load_nvml():
         return None
 
 
+def uuid_candidates(uuid: str) -> list[str]:
+    """The NVML UUID strings a torch UUID may stand for: torch prints it bare, NVML wants `GPU-<uuid>` for a
+    whole GPU and `MIG-<uuid>` for a MIG instance (whose parent GPU reports no utilization under MIG)."""
+    if uuid.startswith(("GPU-", "MIG-")):
+        return [uuid]
+    return [uuid, f"MIG-{uuid}", f"GPU-{uuid}"]
+
+
 def nvml_handle(nvml, device: torch.device):
     """The NVML handle of the torch device: by UUID, then by PCI bus id (CUDA_VISIBLE_DEVICES-proof)."""
     index = device.index if device.index is not None else torch.cuda.current_device()
     props = torch.cuda.get_device_properties(index)
     uuid = getattr(props, "uuid", None)
     if uuid is not None:
-        text = str(uuid)
-        for candidate in (text, f"GPU-{text}"):
+        for candidate in uuid_candidates(str(uuid)):
             with contextlib.suppress(Exception):
                 return nvml.nvmlDeviceGetHandleByUUID(candidate)
     if hasattr(props, "pci_bus_id"):

@@ -33,12 +33,15 @@ import torch
 from harness.measure._device import synchronize
 from harness.measure._nvml import (
     ENERGY_SCOPE,
+    PID_NAMESPACE_SOURCE,
     TelemetryWarning,
+    in_pid_namespace,
     load_nvml,
     nvml_handle,
     process_rss,
     system_memory_used,
 )
+from harness.measure._power import integrate
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Telemetry:
         if self.nvml is not None and self.handle is None and self.device.type == "cuda":
             self.handle = nvml_handle(self.nvml, self.device)
         self.gpu = self.nvml is not None and self.handle is not None
+        self.util_key = "gpu_util" if self.gpu else "cpu_util"
+        self.process_mem_source: str | None = "nvml process list" if self.gpu else None
         self.source = "nvml" if self.gpu else "cpu"
         self.unsupported: set[str] = set()
         self._warned: set[str] = set()
@@ -76,8 +81,10 @@ class Telemetry:
         self._thread: threading.Thread | None = None
         self._phase: str | None = None
         self._open: dict[str, tuple[float, float | None]] = {}
+        self._edges: list[tuple[float, float]] = []  # power read as windows opened and closed
         self._t0 = time.perf_counter()
         self._cpu_last: tuple[float, float] | None = None
+        self._proc_util_ts = 0  # NVML's timestamp (us) of the last per-process sample read
         self._fields = self._gpu_fields() if self.gpu else {}
         if self.gpu:
             self._probe()
@@ -99,17 +106,39 @@ class Telemetry:
         fields = {"system_mem_used_bytes": system_memory_used}
         if self.gpu:
             fields["process_gpu_mem_bytes"] = self._process_gpu_memory
+            fields["process_sm_util"] = self._process_sm_util
             if self.device.type == "cuda":
                 fields["torch_reserved_bytes"] = lambda: torch.cuda.memory_reserved(self.device)
         return fields
 
     def _process_gpu_memory(self) -> int | None:
+        """This process's GPU memory from NVML's process list, or torch's allocator where that list cannot
+        name this process: in a container the list holds host PIDs, which never equal os.getpid()."""
         pid = os.getpid()
-        for proc in self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle):
+        processes = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        for proc in processes:
             if proc.pid == pid:
                 used = getattr(proc, "usedGpuMemory", None)
                 return int(used) if used is not None else None
+        if processes and self.device.type == "cuda" and torch.cuda.memory_reserved(self.device) > 0:
+            self.process_mem_source = PID_NAMESPACE_SOURCE
+            return torch.cuda.memory_reserved(self.device)
+        if processes:  # others on the device, none of them us as far as NVML can tell
+            self.process_mem_source = PID_NAMESPACE_SOURCE if in_pid_namespace() else "nvml process list"
         return None
+
+    def _process_sm_util(self) -> float | None:
+        """This process's own SM utilization (%) since the last read, from NVML's per-process samples.
+
+        Device utilization is every process's; this is the figure that says how much of the GPU a
+        trial had when several workers shared it. None when NVML holds no sample of this PID (in a
+        container it lists host PIDs).
+        """
+        samples = self.nvml.nvmlDeviceGetProcessUtilization(self.handle, self._proc_util_ts)
+        mine = [x for x in samples if x.pid == os.getpid()]
+        if samples:
+            self._proc_util_ts = max(x.timeStamp for x in samples)
+        return sum(x.smUtil for x in mine) / len(mine) if mine else None
 
     def _probe(self) -> None:
         for name, read in {**self._fields, "process_gpu_mem_bytes": self._process_gpu_memory}.items():
@@ -133,6 +162,11 @@ class Telemetry:
         except Exception as e:
             self._mark_unsupported(name, e)
             return None
+
+    @property
+    def energy_readable(self) -> bool:
+        """Whether a run's energy can be measured here: NVML's energy counter, or at least its power reading."""
+        return self.gpu and not {"energy_j", "power_w"} <= self.unsupported
 
     # --- sampling ----------------------------------------------------------------------------
     def sample(self, slow: bool) -> dict:
@@ -198,15 +232,26 @@ class Telemetry:
     def _energy_now(self) -> float | None:
         return self._read("energy_j", self._fields["energy_j"]) if self.gpu else None
 
+    def _power_edge(self, t: float) -> None:
+        """A power reading at a window's edge, so the integral over the window starts and ends on it."""
+        power = self._read("power_w", self._fields["power_w"]) if self.gpu else None
+        if power is not None:
+            self._edges.append((t - self._t0, power))
+
     def begin(self, name: str) -> None:
         """Open a window: synchronize first, so work queued before it is not charged to it."""
         self.sync()
-        self._open[name] = (time.perf_counter(), self._energy_now())
+        now = time.perf_counter()
+        self._open[name] = (now, self._energy_now())
+        if self.gpu:
+            self._power_edge(now)
         self._phase = name
 
     def end(self, name: str) -> Phase:
         self.sync()
         end_t, end_e = time.perf_counter(), self._energy_now()
+        if self.gpu:
+            self._power_edge(end_t)
         start_t, start_e = self._open.pop(name)
         phase = self.phases.setdefault(name, Phase())
         phase.seconds += end_t - start_t
@@ -229,18 +274,30 @@ class Telemetry:
             self.end(name)
 
     # --- summaries ---------------------------------------------------------------------------
-    def integrate_power(self, t_from: float = 0.0, t_to: float = math.inf) -> float | None:
-        """Trapezoidal integral of the power samples (J) between two times since start."""
-        points = [(s["t"], s["power_w"]) for s in self.samples
-                  if s.get("power_w") is not None and t_from <= s["t"] <= t_to]
-        if len(points) < 2:
+    def integrate_power(self, t_from: float | None = None, t_to: float | None = None) -> float | None:
+        """Energy (J) from the power readings between two times since start (default: the whole run),
+        edges interpolated (harness.measure._power); None where power was never read."""
+        points = [(s["t"], s["power_w"]) for s in self.samples if s.get("power_w") is not None] + self._edges
+        if not points:
             return None
-        return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False))
+        times = [t for t, _ in points]
+        return integrate(points, min(times) if t_from is None else t_from, max(times) if t_to is None else t_to)
+
+    def _stats(self, rows: list[dict]) -> dict:
+        """Mean and p95 utilization and mean power over some samples (None where there are none)."""
+        utils = sorted(s[self.util_key] for s in rows if s.get(self.util_key) is not None)
+        powers = [s["power_w"] for s in rows if s.get("power_w") is not None]
+        return {"util_mean": sum(utils) / len(utils) if utils else None, "util_p95": percentile(utils, 95),
+                "power_mean_w": sum(powers) / len(powers) if powers else None}
+
+    def _mean(self, key: str, phase: str | None) -> float | None:
+        values = [s[key] for s in self.samples if s.get(key) is not None and (phase is None or s.get("phase") == phase)]
+        return sum(values) / len(values) if values else None
 
     def summary(self, chars: int | None = None) -> dict:
-        util_key = "gpu_util" if self.gpu else "cpu_util"
-        utils = sorted(s[util_key] for s in self.samples if s.get(util_key) is not None)
-        powers = [s["power_w"] for s in self.samples if s.get("power_w") is not None]
+        """The run's figures. Utilization and power are the training windows' own (what the model's
+        steps made of the device); the whole run's, model building, evaluations, checkpoints and
+        generation included, stand beside them as `*_trial`."""
         energy_counter = None
         counters = [s["energy_j"] for s in self.samples if s.get("energy_j") is not None]
         if len(counters) >= 2:
@@ -249,6 +306,9 @@ class Telemetry:
         energy = sum(phase_energy) if phase_energy and all(e is not None for e in phase_energy) else None
         peak, peak_source = self.peak_memory()
         training = self.phases.get("training")
+        whole = self._stats(self.samples)
+        in_training = self._stats([s for s in self.samples if s.get("phase") == "training"]) \
+            if "training" in self.phases else whole
         return {
             "telemetry_source": self.source,
             "telemetry_device": self.describe_device(),
@@ -263,12 +323,14 @@ class Telemetry:
             "energy_scope": ENERGY_SCOPE if self.gpu else None,
             "joules_per_char": (training.energy_j / chars if training and training.energy_j is not None and chars
                                 else None),
-            "util_source": util_key,
-            "util_mean": sum(utils) / len(utils) if utils else None,
-            "util_p95": percentile(utils, 95),
-            "power_mean_w": sum(powers) / len(powers) if powers else None,
+            "util_source": self.util_key,
+            **in_training,
+            "util_window": "training" if "training" in self.phases else "whole run (no training window)",
+            "process_sm_util_mean": self._mean("process_sm_util", "training" if "training" in self.phases else None),
+            **{f"{k}_trial": v for k, v in whole.items()},
             "peak_mem_bytes": peak,
             "peak_mem_source": peak_source,
+            "process_mem_source": self.process_mem_source,
             "unsupported": sorted(self.unsupported),
         }
 

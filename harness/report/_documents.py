@@ -113,9 +113,7 @@ def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]
     counts = ", ".join(f"{n} {s.lower()}" for s, n in frame["state"].value_counts().items())
     config = best.user_attrs.get("config") or dict(best.params)
     precision = (best.user_attrs.get("precision") or {}).get("summary", "-")
-    concurrency = frame["concurrency"].dropna() if "concurrency" in frame else pd.Series(dtype=float)
-    sharing = (f"trials shared the device with {concurrency.mean():.2f} runs on average; device-seconds are each "
-               f"trial's fair share" if len(concurrency) and concurrency.max() > SHARED_THRESHOLD else "one trial at a time")
+    sharing = sharing_fact(frame["concurrency"] if "concurrency" in frame else pd.Series(dtype=float))
     return [
         ("Study", f"{study.study_name}: {counts}"),
         ("Corpus", spec.get("corpus", "-")),
@@ -127,6 +125,28 @@ def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]
         ("Device sharing", sharing),
         ("Best configuration", ", ".join(f"{k}={_cell(v)}" for k, v in config.items())),
     ]
+
+
+MIXED_CONCURRENCY = 0.25  # runs on the device: a spread above this is flagged
+
+
+def sharing_fact(concurrency: pd.Series) -> str:
+    """How the trials shared the device, and a warning where they shared it differently.
+
+    A device-second charges dt/n(t), as if each of n runs had 1/n of the device. Where time-slicing
+    gives each more than that (small models on a GPU), a trial that ran beside others trained more
+    characters in its "300 s" than one that ran alone, so trials at different concurrency compare
+    only approximately.
+    """
+    c = concurrency.dropna().astype(float)
+    if not len(c) or c.max() <= SHARED_THRESHOLD:
+        return "one trial at a time"
+    text = f"trials shared the device with {c.mean():.2f} runs on average; device-seconds are each trial's fair share"
+    if c.max() - c.min() > MIXED_CONCURRENCY:
+        text += (f". WARNING: trials ran at different concurrency ({c.min():.2f} to {c.max():.2f} runs on the device); "
+                 f"a shared device can give each run more than its fair share, so these trials compare only "
+                 f"approximately (README: Workers; scripts/bench_workers.py measures the sharing gain)")
+    return text
 
 
 def markdown(p: Page) -> str:

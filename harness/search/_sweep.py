@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from harness.common import interrupts
+from harness.common import HarnessError, interrupts
 from harness.data import load_corpus
 from harness.search._options import SweepOptions, SweepOutcome, combine
 from harness.search._spec import StudySpec
@@ -46,14 +46,15 @@ def _run_workers(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     # Each worker gets its share of the CPU threads: K processes each keeping all of torch's threads
     # oversubscribe the cores (measured: 2 workers on 2 cores ran at half the throughput of one).
     threads = max(1, cores // options.workers)
-    _say_sharing(spec, options, gpu_ids, cores, threads)
+    places = placements(options.device if options.device != "auto" else spec.device, options.workers, gpu_ids)
+    _say_sharing(spec, options, sorted({gpu for gpu, _ in places if gpu is not None}) or gpu_ids, cores, threads)
     record = spec.to_record()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no CUDA state or threads inherited
     results = context.SimpleQueue()
     procs = []
-    for i in range(options.workers):
-        gpu = gpu_ids[i % len(gpu_ids)] if len(gpu_ids) > 1 else None
-        worker = SweepOptions(**{**vars(options), "workers": 1, "worker_index": i, "plain_progress": True})
+    for i, (gpu, device) in enumerate(places):
+        worker = SweepOptions(**{**vars(options), "device": device, "workers": 1, "worker_index": i,
+                                 "plain_progress": True})
         proc = context.Process(target=worker_main, args=(record, worker.to_record(), threads, gpu, results),
                                name=f"harness-worker-{i}")
         proc.start()
@@ -81,6 +82,22 @@ def _run_workers(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
         stop, message = said.get(i, ("error", f"worker {i} ended without a word (exit code {p.exitcode})"))
         outcomes.append(SweepOutcome(spec.name, options.results_dir, options.storage_url, stop, message))
     return combine(outcomes)
+
+
+def placements(device: str, workers: int, gpu_ids: list[str]) -> list[tuple[str | None, str]]:
+    """Per worker: the GPU it is pinned to (CUDA_VISIBLE_DEVICES, None: not pinned) and the device it then names.
+
+    A pinned worker sees its GPU as cuda:0, so `cuda:N` pins every worker to the Nth visible GPU and
+    names it `cuda`; `auto` or `cuda` with several GPUs spreads the workers over them.
+    """
+    if device.startswith("cuda:"):
+        index = device.partition(":")[2]
+        if not index.isdigit() or int(index) >= len(gpu_ids):
+            raise HarnessError(f"device {device!r}: only {len(gpu_ids)} CUDA device(s) visible")
+        return [(gpu_ids[int(index)], "cuda")] * workers
+    if device in ("auto", "cuda") and len(gpu_ids) > 1:
+        return [(gpu_ids[i % len(gpu_ids)], device) for i in range(workers)]
+    return [(None, device)] * workers
 
 
 def _say_sharing(spec: StudySpec, options: SweepOptions, gpu_ids: list[str], cores: int, threads: int) -> None:

@@ -21,7 +21,7 @@ from optuna.trial import Trial, TrialState
 
 from harness.common import DiskFullError, HarnessError, ProgressLine, interrupts
 from harness.data import load_corpus
-from harness.measure import Telemetry, resolve_device
+from harness.measure import Telemetry, ceiling_key, matmul_ceiling, resolve_device, seed_ceiling
 from harness.models import build_model
 from harness.search._journal import HeartbeatJournalStorage
 from harness.search._options import SweepOptions, SweepOutcome
@@ -33,6 +33,8 @@ from harness.search._study import open_study
 from harness.search._trial import TrialRunner, parse_faults
 from harness.training import TrainConfig, resolve_precision
 
+CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul ran, measured before the first trial
+
 
 def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     """Prepare (device, corpus, study) and run the trial loop; how it stopped, never an exception for a stop."""
@@ -40,12 +42,12 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     device = resolve_device(options.device if options.device != "auto" else spec.device)
     corpus = load_corpus(spec.corpus, spec.corpus_options)
     corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
-    if spec.second_objective == "energy_j" and not Telemetry(device).gpu:
-        raise HarnessError(f"second_objective energy_j needs NVML's energy counter, and {device} has none; use "
-                           f"second_objective = \"device_seconds\" on this machine")
+    if spec.second_objective == "energy_j":
+        check_energy(Telemetry(device), device)
     index = options.worker_index or 0
-    check_precision(spec, device, len(corpus.vocab))
+    modes = check_precision(spec, device, len(corpus.vocab))
     study = open_study(spec, options, seed=spec.seed + 1000 * index, corpus=corpus)
+    measure_ceilings(study, spec, options, device, modes)
     tag = f"[worker {index}] " if options.worker_index is not None else ""
     line = ProgressLine(plain=options.plain_progress, prefix=tag)
     runner = TrialRunner(spec, options.results_dir, corpus, device, line, faults)
@@ -145,12 +147,41 @@ def worker_main(record: dict, options: dict, threads: int, gpu: str | None, resu
     sys.exit(STOP_REASONS[stop])
 
 
-def check_precision(spec: StudySpec, device: torch.device, vocab_size: int) -> None:
-    """Refuse a precision the device cannot honour before the first trial, not as a failure of every trial."""
+def check_energy(telemetry: Telemetry, device: torch.device) -> None:
+    """Refuse the energy objective where no trial could be measured (every one would score inf)."""
+    if not telemetry.gpu:
+        raise HarnessError(f"second_objective energy_j needs NVML's energy counter or power reading, and {device} "
+                           f"has neither; use second_objective = \"device_seconds\" on this machine")
+    if not telemetry.energy_readable:
+        raise HarnessError(f"second_objective energy_j: NVML answers NotSupported for both the energy counter and "
+                           f"the power reading of {telemetry.describe_device()}; use second_objective = "
+                           f"\"device_seconds\" on this device")
+
+
+def check_precision(spec: StudySpec, device: torch.device, vocab_size: int) -> set[str]:
+    """Refuse a precision the device cannot honour before the first trial, not as a failure of every trial;
+    the modes the study's families will train in."""
     p = spec.space.get("model")
     families = p.choices if p is not None and p.kind == "categorical" else [spec.fixed.get("model", TrainConfig().model)]
-    for family in families:
-        resolve_precision(spec.precision, build_model(family, vocab_size, 8, 8, 1, 0.0).to(device), device)
+    return {resolve_precision(spec.precision, build_model(family, vocab_size, 8, 8, 1, 0.0).to(device), device).mode
+            for family in families}
+
+
+def measure_ceilings(study: optuna.Study, spec: StudySpec, options: SweepOptions, device: torch.device,
+                     modes: set[str]) -> None:
+    """The matmul rate MFU is relative to, measured once per device and dtype before any trial, alone (other
+    workers wait on the trial-slot lock), stored in the study and reused by every trial of it."""
+    with trial_slot_lock(storage_of(study), options.results_dir, spec.name):
+        stored = dict(study.user_attrs.get(CEILING_ATTR) or {})
+        for mode in sorted(modes):
+            key = ceiling_key(device, mode)
+            if key in stored:
+                seed_ceiling(stored[key])
+            else:
+                stored[key] = matmul_ceiling(device, mode)
+        if stored != study.user_attrs.get(CEILING_ATTR):
+            with interrupts.deferred():
+                study.set_user_attr(CEILING_ATTR, stored)
 
 
 def beat(study: optuna.Study, trial: Trial) -> None:

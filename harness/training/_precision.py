@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -51,6 +52,21 @@ class Precision:
         if self.mode == "fp32" or device.type != "cuda":
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=DTYPES[self.mode])
+
+    @contextlib.contextmanager
+    def scoped(self, device: torch.device) -> Iterator[None]:
+        """The process-wide settings this precision needs, for the run only: fp32 on CUDA turns TF32 off
+        (so fp32 means fp32) and puts the caller's setting back after, so the next run or benchmark
+        section starts from what the process had."""
+        if device.type != "cuda" or self.mode != "fp32":
+            yield
+            return
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
     def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
         return torch.amp.GradScaler(device.type) if self.grad_scaler else None
@@ -161,10 +177,9 @@ def resolve_precision(requested: str, model: CharModel, device: torch.device) ->
             if requested in (mode, "auto") and (mode != "bf16" or bf16):
                 probes[mode] = probe(model, device, mode)
     mode, reason = decide(requested, device.type, bf16, probes)
-    if device.type == "cuda" and mode == "fp32":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    tf32 = device.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+    # what the run will have: fp32 turns TF32 off for its own duration (Precision.scoped), other modes leave it
+    tf32 = device.type == "cuda" and mode != "fp32" and bool(torch.backends.cuda.matmul.allow_tf32
+                                                              or torch.backends.cudnn.allow_tf32)
     seen = probes.get(mode) if mode != "fp32" else probe(model, device, "fp32")
     return Precision(requested=requested, mode=mode, embedding=seen.get("embedding"), recurrent=seen.get("core"),
                      head=seen.get("head"), tf32=tf32, grad_scaler=mode == "fp16", reason=reason)

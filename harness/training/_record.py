@@ -74,10 +74,17 @@ TELEMETRY_FIELDS = _table("""  # cost_summary() keys a trial stores
 energy_j              number  tc  energy of the measured windows (J), attributed by share when the device was shared
 energy_j_integrated   number  t   power integrated over the whole run (J)
 joules_per_char       number  tc  training energy per training character
-util_mean             number  tc  mean utilization (%) of the device (GPU) or process (CPU)
-util_p95              number  tc  95th percentile of utilization (%)
+util_mean             number  tc  mean utilization (%) of the device (GPU) or process (CPU) in the training windows
+util_p95              number  tc  95th percentile of utilization (%) in the training windows
 util_source           text    tc  which utilization: gpu_util or cpu_util, shared or not
-power_mean_w          number  tc  mean power (W), device-wide
+util_window           text    t   the samples the headline utilization and power average: the training windows
+util_mean_trial       number  tc  mean utilization over the whole run (building, evaluations, checkpoints included)
+util_p95_trial        number  t   95th percentile of utilization over the whole run
+power_mean_w_trial    number  t   mean power over the whole run
+process_sm_util_mean  number  tc  this process's own SM utilization (%) while training (NVML per-process samples)
+process_mem_source    text    t   where the process's GPU memory samples come from
+matmul_ceiling        object  t   the matmul rate MFU is relative to, and how it was measured
+power_mean_w          number  tc  mean power (W), device-wide, in the training windows
 mfu                   number  tc  model FLOPs utilization against the measured matmul rate
 matmul_tflops         number  t   the measured matmul rate MFU is relative to
 telemetry_device      text    tc  the device the telemetry sampled

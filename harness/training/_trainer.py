@@ -15,7 +15,6 @@ penalty, so it skips the warm-up unless asked).
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -163,32 +162,40 @@ class Trainer:
         return loss, detach_state(state)
 
     def warm_up(self, steps: int = WARMUP_STEPS) -> float:
-        """Untimed steps on a throw-away copy (model, optimizer, random state), so the trained run is unchanged.
+        """Untimed steps on the run's own model and optimizer, then both put back: the trained run is unchanged.
 
         What is warmed is what the timed loop will use: the training shape forward and backward
-        under the same autocast, the same (fused) optimizer, and the evaluation shape.
+        under the same autocast, the same (fused) optimizer, and the evaluation shape. The weights
+        are kept on the host meanwhile (not a second model and Adam state on the device, which
+        would prune near-limit configurations as out of memory), restored in place (so cuDNN's
+        flattened weights stay as they are), the optimizer's state and the scaler start fresh, the
+        random state is restored, and the allocator keeps the blocks it grew (no empty_cache).
         """
         start = time.perf_counter()
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        model = copy.deepcopy(self.model).train()
-        optimizer, scaler = self.make_optimizer(model), self.precision.scaler(self.device)
+        saved = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         b, t = self.config.batch_size, self.config.seq_len
         inputs = self.train_data[: b * t].view(b, t)
         targets = self.train_data[1: b * t + 1].view(b, t)
         state = None
+        self.model.train()
         for _ in range(steps):
-            _, state = self.step(model, optimizer, scaler, inputs, targets, state)
-        model.eval()
+            _, state = self.step(self.model, self.optimizer, self.scaler, inputs, targets, state)
+        self.model.eval()
         with torch.no_grad(), self.precision.autocast(self.device):
             streams = min(EVAL_STREAMS, max(1, len(self.val_data) // 2))
             chunk = min(EVAL_CHUNK, max(1, (len(self.val_data) - 1) // streams))
-            model(self.val_data[: streams * chunk].view(streams, chunk), None)
-        del model, optimizer
+            self.model(self.val_data[: streams * chunk].view(streams, chunk), None)
+        with torch.no_grad():
+            for key, value in self.model.state_dict().items():
+                value.copy_(saved[key])
+        self.optimizer.state.clear()  # Adam starts from step 0, as if the warm-up never ran
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler = self.precision.scaler(self.device)
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, self.device)
-            torch.cuda.empty_cache()
         synchronize(self.device)
         return time.perf_counter() - start
 
@@ -196,14 +203,15 @@ class Trainer:
         """Warm up (untimed), then train under the budget while registered as a user of the device."""
         r = self.result
         wall_start = time.perf_counter()
-        r.warmup_seconds = self.warm_up() if self.warmup else 0.0
-        if self.occupancy is not None:
-            self.occupancy.enter()
-        try:
-            return self.loop(wall_start)
-        finally:
+        with self.precision.scoped(self.device):
+            r.warmup_seconds = self.warm_up() if self.warmup else 0.0
             if self.occupancy is not None:
-                self.occupancy.leave()
+                self.occupancy.enter()
+            try:
+                return self.loop(wall_start)
+            finally:
+                if self.occupancy is not None:
+                    self.occupancy.leave()
 
     def loop(self, wall_start: float) -> TrainResult:
         r, config, model = self.result, self.config, self.model
