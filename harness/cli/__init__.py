@@ -12,6 +12,7 @@ import sys
 
 from harness.cli._checkpoints import add_generate_parsers
 from harness.cli._diagnostics import add_course_parsers
+from harness.cli._forecast import add_forecast_parser
 from harness.cli._study import add_confirm_parser, add_sweep_parsers
 from harness.cli._train import add_train_parser, unique_run_dir
 from harness.common import HarnessError, interrupts
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_parsers(sub)
     add_sweep_parsers(sub)
     add_confirm_parser(sub)
+    add_forecast_parser(sub)
     add_course_parsers(sub)
     return parser
 

@@ -13,6 +13,13 @@ from harness.measure import resolve_device
 from harness.training import Budget
 
 
+def add_study_target(parser: argparse.ArgumentParser) -> None:
+    """The study a reading command works on: its file or results directory, and where the sweep kept it."""
+    parser.add_argument("target", type=Path, help="study file (TOML) or its results directory")
+    parser.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
+    parser.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
+
+
 def add_sweep_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run (or resume) an Optuna study from a study file",
                        description="Run an Optuna study over the study file's search space; the same command resumes.")
@@ -31,20 +38,16 @@ def add_sweep_parsers(sub) -> None:
 
     s = sub.add_parser("status", help="table of a study's trials and its best configuration",
                        description="Print the trials of a running or finished study.")
-    s.add_argument("target", type=Path, help="study file (TOML) or its results directory")
-    s.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
-    s.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
+    add_study_target(s)
     s.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     s.set_defaults(handler=cmd_status)
 
     r = sub.add_parser("report", help="tables, figures and one HTML/Markdown report of a study",
                        description="Write results/<study>/report/: tables, seaborn figures, report.html and report.md.")
-    r.add_argument("target", type=Path, help="study file (TOML) or its results directory")
+    add_study_target(r)
     r.add_argument("--out", type=Path, default=None, help="report directory (default <results>/report)")
     r.add_argument("--format", default="png,svg", help="figure formats besides PNG: png,svg,pdf (default png,svg)")
     r.add_argument("--top", type=int, default=10, help="rows in the top tables (default 10)")
-    r.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
-    r.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
     r.set_defaults(handler=cmd_report)
 
 
@@ -53,14 +56,15 @@ def add_confirm_parser(sub) -> None:
                        description="Is the winner's lead real? Retrains the top K configurations of a study with N "
                                    "fresh seeds each and evaluates every best checkpoint on the test split. Resumes "
                                    "like a sweep.")
-    c.add_argument("target", type=Path, help="study file (TOML) or its results directory")
+    add_study_target(c)
     c.add_argument("--top", type=int, default=3, help="configurations to confirm, best first (default 3)")
     c.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration (default 3)")
-    c.add_argument("--budget", default=None, help="per-run budget (default: the study's per-trial budget)")
+    c.add_argument("--budget", default=None,
+                   help="per-run budget (300s, 2M, 3ep) or a multiple of the study's per-trial budget (4x: then the "
+                        "forecast's top K join the measured top K, and the report holds the forecast against the "
+                        "outcome); default: the study's per-trial budget")
     c.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda (default: the study file's, else auto)")
-    c.add_argument("--storage", default=None, help="the storage URL the sweep used, if not the default")
-    c.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
     c.add_argument("--json", action="store_true", help="print the confirmed ranking as one JSON line")
     c.set_defaults(handler=cmd_confirm)
 
@@ -79,14 +83,24 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     spec, results_dir = study_spec_for(args.target, args.results, args.storage)
     if args.workers < 1:
         raise HarnessError(f"--workers must be at least 1, got {args.workers}")
-    budget = Budget.parse(args.budget) if args.budget else None
+    multiple = parse_multiple(args.budget)
+    budget = (Budget(spec.budget.kind, spec.budget.amount * multiple) if multiple is not None
+              else Budget.parse(args.budget) if args.budget else None)
     options = SweepOptions(results_dir=results_dir, storage_url=args.storage, device=args.device,
                            workers=args.workers)
     resolve_device(options.device if options.device != "auto" else spec.device)
-    outcome = run_confirm(spec, options, args.top, args.seeds, budget)
+    sources, forecast = None, None
+    if multiple is not None and multiple > 1:
+        from harness.cli._forecast import long_budget_plan
+        from harness.search import open_results
+
+        sources, forecast = long_budget_plan(open_results(results_dir, storage=args.storage)[1], args.top, multiple)
+        print(f"harness: confirming at {multiple:g}x the trial budget ({budget}): the measured top {args.top} and "
+              f"the forecast's top {args.top}, trials {', '.join(f'#{n}' for n in sources)}", file=sys.stderr)
+    outcome = run_confirm(spec, options, args.top, args.seeds, budget, sources, forecast)
     if not outcome.finished:
         return outcome.exit_code
-    study = open_study(confirm_spec(spec, args.top, args.seeds, budget), options, create=False)
+    study = open_study(confirm_spec(spec, args.top, args.seeds, budget), options, create=False)  # by its name
     frame, lines = store_ranking(study)
     if args.json:
         ranking = frame.drop(columns=["params"]).to_dict("records") if not frame.empty else []
@@ -94,6 +108,20 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return outcome.exit_code
     print_confirmed(frame, lines)
     return outcome.exit_code
+
+
+def parse_multiple(text: str | None) -> float | None:
+    """`4x` (a multiple of the study's per-trial budget) as 4.0; None for an absolute budget or none."""
+    if not text or not text.strip().lower().endswith("x"):
+        return None
+    try:
+        value = float(text.strip()[:-1])
+    except ValueError:
+        raise HarnessError(f"--budget {text!r}: write a multiple of the study's budget such as 4x, or a budget "
+                           f"such as 300s, 2M or 3ep") from None
+    if not value > 0:
+        raise HarnessError(f"--budget {text!r}: the multiple must be above 0")
+    return value
 
 
 def print_confirmed(frame, lines: list[str]) -> None:

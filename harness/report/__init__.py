@@ -7,6 +7,7 @@ report, so a notebook that builds a report keeps its backend and its style.
 
 from harness.report._build import Report, build_report, pareto_meaningful
 from harness.report._figures import fig_embeddings, fig_gradflow
+from harness.report._forecast import Fit, Forecast, fit_power_law, forecast_curve, kendall_tau
 from harness.report._frame import numeric_columns, pareto_mask, sampled_params, study_frame
 from harness.report._frontier import (
     best_for_budgets,
@@ -16,10 +17,31 @@ from harness.report._frontier import (
     frontier,
     time_to_targets,
 )
+from harness.report._outlook import (
+    MULTIPLES,
+    backtest,
+    forecast_checks,
+    forecast_study,
+    lr_drift,
+    outlook_sentences,
+    outlook_table,
+)
 from harness.report._tables import html_table, latex_table, markdown_table, param_summary, top_table
 from harness.report._verdict import Verdict, morning_verdict
 
 __all__ = [
+    "MULTIPLES",
+    "Fit",
+    "Forecast",
+    "backtest",
+    "fit_power_law",
+    "forecast_checks",
+    "forecast_curve",
+    "forecast_study",
+    "kendall_tau",
+    "lr_drift",
+    "outlook_sentences",
+    "outlook_table",
     "Report",
     "Verdict",
     "best_for_budgets",

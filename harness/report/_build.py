@@ -35,6 +35,7 @@ from harness.report._figures import (
     fig_throughput,
 )
 from harness.report._frame import sampled_params, study_frame
+from harness.report._outlook import outlook_section
 from harness.report._tables import write_tables
 from harness.report._verdict import morning_verdict, write_verdict_tables
 from harness.search import SPEC_ATTR
@@ -80,7 +81,10 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
         notes.append(note)
     for paths in figures.values():
         files += paths
-    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, course)
+    outlook = outlook_section(study, out)
+    files += outlook.pop("files", [])
+    sections = [s for s in (outlook if outlook["tables"] else None, course) if s]
+    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, sections)
     return Report(frame, out, files, partial, time.perf_counter() - started)
 
 
@@ -119,7 +123,8 @@ def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path, formats:
     if measured:
         figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
     table = best.drop(columns=["checkpoint"])
-    return {"table": table, "sentences": family_sentences(best, profiles)}
+    return {"title": "Architectures at equal device-seconds", "sentences": family_sentences(best, profiles),
+            "tables": [("", table)], "figures": ["families", "gradflow"]}
 
 
 def pareto_meaningful(spec: dict) -> bool:

@@ -68,7 +68,7 @@ class Page:
     said: list[str]
     figures: dict[str, list[Path]]
     tables: list[tuple[str, pd.DataFrame]]
-    course: dict | None
+    sections: list[dict]  # each: title, sentences, tables [(caption, frame)], figures [names]
     facts: list[tuple[str, str]]
     by_eff: pd.DataFrame
     summary: pd.DataFrame
@@ -80,11 +80,10 @@ class Page:
 
 
 LEAD = ["frontier", "confirmed"]  # figures shown right after the answer
-COURSE_FIGURES = ["families", "gradflow"]  # figures of the architectures section
 
 
 def write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict: Verdict,
-                    course: dict | None = None) -> list[Path]:
+                    sections: list[dict] | None = None) -> list[Path]:
     spec = study.user_attrs.get(SPEC_ATTR, {})
     best = study.get_trials(deepcopy=False)[best_number]
     status = ("PARTIAL REPORT: the study is still running "
@@ -100,7 +99,7 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
     if verdict.confirmed is not None:
         tables.append(("Confirmed ranking (test split, fresh seeds)", confirmed_table(verdict)))
     tables.append((f"Top {top_k} by held-out bits per character", by_bpc))
-    page = Page(study.study_name, status, question, said, figures, tables, course, facts(study, frame, best, spec),
+    page = Page(study.study_name, status, question, said, figures, tables, sections or [], facts(study, frame, best, spec),
                 by_eff, summary, samples, prompt, best_number, notes, top_k)
     (out / "report.md").write_text(markdown(page))
     (out / "report.html").write_text(html_page(page))
@@ -150,7 +149,8 @@ def sharing_fact(concurrency: pd.Series) -> str:
 
 
 def markdown(p: Page) -> str:
-    figures, lead, course_figures, course, top_k = p.figures, LEAD, COURSE_FIGURES, p.course, p.top_k
+    figures, lead, top_k = p.figures, LEAD, p.top_k
+    placed = lead + [name for section in p.sections for name in section.get("figures", [])]
     status, question, said, tables, facts, by_eff, summary = p.status, p.question, p.said, p.tables, p.facts, p.by_eff, p.summary
     samples, prompt, best_number, notes = p.samples, p.prompt, p.best_number, p.notes
     md = [f"# Study report: {p.title}", ""]
@@ -162,15 +162,16 @@ def markdown(p: Page) -> str:
             md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
     for title, table in tables:
         md += [f"## {title}", "", markdown_table(table), ""]
-    if course:
-        md += ["## Architectures at equal device-seconds", ""] + [f"- {s}" for s in course["sentences"]] + [""]
-        md += [markdown_table(course["table"]), ""]
-        for name in course_figures:
+    for section in p.sections:
+        md += [f"## {section['title']}", ""] + [f"- {s}" for s in section["sentences"]] + [""]
+        for caption, table in section.get("tables", []):
+            md += ([f"### {caption}", ""] if caption else []) + [markdown_table(table), ""]
+        for name in section.get("figures", []):
             if figures.get(name):
                 md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
     md += ["## Details", ""] + [f"- **{k}**: {v}" for k, v in facts] + [""]
     for name, paths in figures.items():
-        if paths and name not in lead and name not in course_figures:
+        if paths and name not in placed:
             md += [f"![{FIGURE_TEXT[name]}]({paths[0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
     md += [f"## Top {top_k} by efficiency (bits/char saved over a uniform guess per device-second)", "",
            markdown_table(by_eff), "", "## Parameters", "", markdown_table(summary), ""]
@@ -184,7 +185,8 @@ def markdown(p: Page) -> str:
 
 
 def html_page(p: Page) -> str:
-    figures, lead, course_figures, course, top_k = p.figures, LEAD, COURSE_FIGURES, p.course, p.top_k
+    figures, lead, top_k = p.figures, LEAD, p.top_k
+    placed = lead + [name for section in p.sections for name in section.get("figures", [])]
     status, question, said, tables, facts, by_eff, summary = p.status, p.question, p.said, p.tables, p.facts, p.by_eff, p.summary
     samples, prompt, best_number, notes = p.samples, p.prompt, p.best_number, p.notes
     esc = html.escape
@@ -216,14 +218,15 @@ def html_page(p: Page) -> str:
     parts += [figure(name) for name in lead if figures.get(name)]
     for title, table in tables:
         parts += [f"<h2>{esc(title)}</h2>", f"<div class='wrap'>{html_table(table)}</div>"]
-    if course:
-        parts.append("<h2>Architectures at equal device-seconds</h2><ul>"
-                     + "".join(f"<li>{esc(s)}</li>" for s in course["sentences"]) + "</ul>")
-        parts.append(f"<div class='wrap'>{html_table(course['table'])}</div>")
-        parts += [figure(name) for name in course_figures if figures.get(name)]
+    for section in p.sections:
+        parts.append(f"<h2>{esc(section['title'])}</h2><ul>"
+                     + "".join(f"<li>{esc(s)}</li>" for s in section["sentences"]) + "</ul>")
+        for caption, table in section.get("tables", []):
+            parts += ([f"<h3>{esc(caption)}</h3>"] if caption else []) + [f"<div class='wrap'>{html_table(table)}</div>"]
+        parts += [figure(name) for name in section.get("figures", []) if figures.get(name)]
     parts.append("<h2>Details</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in facts)
                  + "</ul>")
-    parts += [figure(name) for name, paths in figures.items() if paths and name not in lead + course_figures]
+    parts += [figure(name) for name, paths in figures.items() if paths and name not in placed]
     parts += [f"<h2>Top {top_k} by efficiency</h2>", f"<div class='wrap'>{html_table(by_eff)}</div>",
               "<h2>Parameters</h2>", f"<div class='wrap'>{html_table(summary)}</div>"]
     if samples:

@@ -73,11 +73,22 @@ def top_trials(source: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return sorted(complete, key=lambda t: t.values[0])[:k]
 
 
-def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, seeds: int) -> dict:
-    """Enqueue top x seeds runs once; a later call with the same plan resumes it, another plan is refused."""
-    chosen = top_trials(source, top)
+def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, seeds: int,
+         sources: list[int] | None = None, forecast: dict | None = None) -> dict:
+    """Enqueue configurations x seeds runs once; a later call with the same plan resumes it, another is refused.
+
+    The configurations are the top `top` by the objective, or `sources` (trial numbers) where the
+    caller chose them (the union of the measured and the forecast top K, for a long budget); a
+    `forecast` made at planning time is stored with the plan, so the report can hold it against
+    what the runs measure.
+    """
+    if sources is None:
+        chosen = top_trials(source, top)
+    else:
+        trials = {t.number: t for t in source.get_trials(deepcopy=False)}
+        chosen = [trials[n] for n in sources]
     wanted = {"top": top, "seeds": [SEED_BASE + i for i in range(1, seeds + 1)],
-              "sources": [t.number for t in chosen], "budget": str(spec.budget)}
+              "sources": [t.number for t in chosen], "budget": str(spec.budget), **(forecast or {})}
     existing = study.user_attrs.get(PLAN_ATTR)
     if existing is not None:
         if {k: existing.get(k) for k in ("top", "seeds", "budget")} != {k: wanted[k] for k in ("top", "seeds", "budget")}:
@@ -89,7 +100,8 @@ def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, s
     for t in chosen:
         for seed in wanted["seeds"]:
             study.enqueue_trial(t.params, user_attrs={"source_trial": t.number, "seed": seed,
-                                                      "source_val_bpc": t.values[0]})
+                                                      "source_val_bpc": t.values[0] if t.values else
+                                                      t.user_attrs.get("val_bpc")})
     study.set_user_attr(PLAN_ATTR, wanted)
     return wanted
 
@@ -151,18 +163,18 @@ def verdict(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def run_confirm(spec: StudySpec, options: SweepOptions, top: int, seeds: int,
-                budget: Budget | None = None) -> SweepOutcome:
+def run_confirm(spec: StudySpec, options: SweepOptions, top: int, seeds: int, budget: Budget | None = None,
+                sources: list[int] | None = None, forecast: dict | None = None) -> SweepOutcome:
     """Plan (once) and run the confirmation study; its workers resume it after any interruption."""
     if top < 1 or seeds < 1:
         raise HarnessError(f"--top and --seeds must be at least 1 (got {top} and {seeds})")
-    cspec = confirm_spec(spec, top, seeds, budget)
+    cspec = confirm_spec(spec, len(sources) if sources else top, seeds, budget)
     source = open_study(spec, SweepOptions(results_dir=options.results_dir, storage_url=options.storage_url),
                         create=False)
     corpus = load_corpus(cspec.corpus, cspec.corpus_options)
     study = open_study(cspec, options, corpus=corpus)
     with trial_slot_lock(storage_of(study), options.results_dir, cspec.name):
-        plan(source, study, cspec, top, seeds)
+        plan(source, study, cspec, top, seeds, sources, forecast)
     return run_sweep(cspec, options)
 
 

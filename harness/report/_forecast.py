@@ -1,0 +1,122 @@
+"""Will the winner still win when trained longer? A forecast of each trial's held-out curve, and its checks.
+
+Each trial's held-out bpc against device-seconds is fitted on its later points (from 20% of its
+length on) with a saturating power law `bpc(t) = a + b * t^-c` (b > 0, 0 < c <= 3): for each c on a
+log grid, a and b are a linear least-squares fit, and the c with the least squared error wins (no
+optimizer to diverge). The interval comes from refitting on bootstrapped residuals. Where the fit
+is unstable (too few points, c at the edge of its grid, a curve that does not fall, a negative
+asymptote, or bootstrap replicates that disagree wildly) the forecast is the last observed value,
+and the table says so (`method`). It is a forecast: `backtest` measures its error on the study's
+own curves, and a long-budget `harness confirm` measures it against reality.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+C_GRID = np.exp(np.linspace(math.log(0.05), math.log(3.0), 60))
+LATER = 0.2  # the fit uses the points from this share of the curve's length on
+BOOTSTRAP = 200
+MIN_POINTS = 4
+
+
+@dataclass(frozen=True)
+class Fit:
+    a: float
+    b: float
+    c: float
+    sse: float
+
+    def at(self, t: np.ndarray | float) -> np.ndarray | float:
+        return self.a + self.b * np.power(t, -self.c)
+
+
+def fit_power_law(t: np.ndarray, y: np.ndarray) -> Fit | None:
+    """Least-squares a + b t^-c with b > 0 over the c grid; None where no c gives a falling curve."""
+    t, y = np.asarray(t, float), np.asarray(y, float)
+    best = None
+    for c in C_GRID:
+        x = np.power(t, -c)
+        design = np.column_stack([np.ones_like(x), x])
+        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+        if b <= 0:
+            continue
+        sse = float(np.sum((a + b * x - y) ** 2))
+        if best is None or sse < best.sse:
+            best = Fit(float(a), float(b), float(c), sse)
+    return best
+
+
+@dataclass
+class Forecast:
+    trial: int
+    state: str
+    budget_s: float  # device-seconds the trial ran
+    last_bpc: float
+    method: str  # "power law" | "last value (<why>)"
+    fit: Fit | None
+    replicates: np.ndarray  # bootstrap fits' predictions, one row per multiple (empty for last value)
+    multiples: tuple[float, ...]
+
+    def predict(self, multiple: float) -> float:
+        if self.fit is None:
+            return self.last_bpc
+        return float(self.fit.at(self.budget_s * multiple))
+
+    def interval(self, multiple: float) -> tuple[float, float]:
+        if self.fit is None or not len(self.replicates):
+            return (math.nan, math.nan)
+        row = self.replicates[self.multiples.index(multiple)]
+        return float(np.percentile(row, 2.5)), float(np.percentile(row, 97.5))
+
+
+def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multiples: tuple[float, ...],
+                   seed: int = 0) -> Forecast:
+    """The forecast of one curve at multiples of its length, with bootstrap replicates, or its fallback."""
+    t, y = np.asarray(t, float), np.asarray(y, float)
+    order = np.argsort(t)
+    t, y = t[order], y[order]
+    end, last = float(t[-1]), float(y[-1])
+
+    def fallback(why: str) -> Forecast:
+        return Forecast(trial, state, end, last, f"last value ({why})", None, np.empty((0, 0)), multiples)
+
+    later = t >= LATER * end
+    tl, yl = t[later], y[later]
+    if len(tl) < MIN_POINTS:
+        return fallback(f"{len(tl)} points after {LATER:.0%} of the curve, {MIN_POINTS} needed")
+    fit = fit_power_law(tl, yl)
+    if fit is None:
+        return fallback("the curve does not fall")
+    if fit.c in (C_GRID[0], C_GRID[-1]):
+        return fallback(f"the exponent is at the edge of its range ({fit.c:.2f})")
+    if fit.a < 0:
+        return fallback("a negative asymptote")
+    rng = np.random.default_rng(seed + trial)
+    fitted = fit.at(tl)
+    residuals = yl - fitted
+    targets = np.array([end * m for m in multiples])
+    rows = []
+    for _ in range(BOOTSTRAP):
+        again = fit_power_law(tl, fitted + rng.choice(residuals, size=len(residuals), replace=True))
+        rows.append(again.at(targets) if again is not None else np.full(len(targets), last))
+    replicates = np.array(rows).T  # one row per multiple
+    spread = np.percentile(replicates[-1], 97.5) - np.percentile(replicates[-1], 2.5)
+    if spread > max(0.5, 0.25 * last):
+        return fallback(f"bootstrap replicates disagree by {spread:.2f} bpc at {multiples[-1]:g}x")
+    return Forecast(trial, state, end, last, "power law", fit, replicates, multiples)
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-a between two orderings of the same items (ties count as neither)."""
+    n = len(x)
+    if n < 2:
+        return math.nan
+    score = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            score += np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+    return float(score / (n * (n - 1) / 2))

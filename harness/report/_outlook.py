@@ -1,0 +1,226 @@
+"""The forecast applied to a study: the predicted ranking at longer budgets, its backtest, the learning-rate drift,
+and how earlier forecasts fared against long-budget confirmations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
+from harness.report._frontier import best_for_budgets, default_budgets, eval_points
+from harness.search import PLAN_ATTR, load_confirmation
+
+MULTIPLES = (2.0, 4.0, 10.0)
+
+
+def study_curves(study: optuna.Study) -> dict[int, tuple[str, np.ndarray, np.ndarray]]:
+    """trial -> (state, device-seconds, held-out bpc) of every complete or pruned trial with a curve."""
+    found = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        points = [(p["device_seconds"], p["bpc"]) for p in t.user_attrs.get("curve") or []
+                  if p.get("bpc") is not None and math.isfinite(p["bpc"])]
+        if points:
+            found[t.number] = (t.state.name, np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+    return found
+
+
+def forecast_study(study: optuna.Study, multiples: tuple[float, ...] = MULTIPLES) -> list[Forecast]:
+    return [forecast_curve(n, state, t, y, multiples) for n, (state, t, y) in sorted(study_curves(study).items())]
+
+
+def p_best(forecasts: list[Forecast], multiple: float) -> dict[int, float]:
+    """How often each trial is best at `multiple` across the bootstrap replicates (last values stay put)."""
+    if not forecasts:
+        return {}
+    columns = [f.replicates[f.multiples.index(multiple)] if f.fit is not None and len(f.replicates)
+               else np.full(BOOTSTRAP, f.last_bpc) for f in forecasts]
+    grid = np.column_stack(columns)
+    winners = np.argmin(grid, axis=1)
+    return {f.trial: float(np.mean(winners == i)) for i, f in enumerate(forecasts)}
+
+
+def outlook_table(forecasts: list[Forecast], multiple: float) -> pd.DataFrame:
+    """One row per trial: measured at its budget, forecast at `multiple` x it, interval, method, P(best), ranks."""
+    chances = p_best(forecasts, multiple)
+    rows = []
+    for f in forecasts:
+        low, high = f.interval(multiple)
+        rows.append({"trial": f.trial, "state": f.state, "measured_bpc": f.last_bpc, "budget_s": f.budget_s,
+                     "forecast_bpc": f.predict(multiple), "low": low, "high": high, "method": f.method,
+                     "p_best": chances.get(f.trial, 0.0)})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["measured_rank"] = table["measured_bpc"].rank(method="min").astype(int)
+    table["forecast_rank"] = table["forecast_bpc"].rank(method="min").astype(int)
+    return table.sort_values(["forecast_rank", "trial"]).reset_index(drop=True)
+
+
+def outlook_sentences(tables: dict[float, pd.DataFrame]) -> list[str]:
+    """Where the forecast ranking differs from the measured one, in words."""
+    lines = []
+    for multiple, table in tables.items():
+        if table.empty:
+            continue
+        measured = int(table.sort_values("measured_rank").iloc[0]["trial"])
+        top = table.iloc[0]
+        if int(top["trial"]) == measured:
+            lines.append(f"at {multiple:g}x the budget the forecast keeps #{measured} first "
+                         f"(P(best) {top['p_best']:.0%})")
+        else:
+            lines.append(f"at {multiple:g}x the budget the forecast puts #{int(top['trial'])} first "
+                         f"(P(best) {top['p_best']:.0%}), ahead of the measured winner #{measured}")
+    fallbacks = sum(t["method"].str.startswith("last value").sum() for t in list(tables.values())[:1])
+    if fallbacks:
+        lines.append(f"{fallbacks} trial(s) have no stable fit and are forecast at their last observed value")
+    return lines
+
+
+def backtest(study: optuna.Study, fraction: float = 0.5) -> tuple[pd.DataFrame, dict]:
+    """Truncate each curve at `fraction` of its evaluations, forecast its end, compare with what it reached.
+
+    Also whether the forecast ranks the trials better than the truncated figure itself (Kendall tau
+    of each against the trials' actual final values).
+    """
+    rows = []
+    for n, (state, t, y) in sorted(study_curves(study).items()):
+        keep = max(2, round(fraction * len(t)))  # evaluations are evenly spread over the budget, in its own unit
+        if keep >= len(t):
+            continue
+        cut = np.arange(len(t)) < keep
+        multiple = float(t[-1] / t[cut][-1])
+        f = forecast_curve(n, state, t[cut], y[cut], (multiple,))
+        rows.append({"trial": n, "truncated_bpc": float(y[cut][-1]), "forecast_bpc": f.predict(multiple),
+                     "actual_bpc": float(y[-1]), "method": f.method})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table, {"trials": 0}
+    table["error"] = table["forecast_bpc"] - table["actual_bpc"]
+    table["truncated_error"] = table["truncated_bpc"] - table["actual_bpc"]
+    summary = {
+        "trials": len(table), "fraction": fraction,
+        "fitted": int((table["method"] == "power law").sum()),
+        "mean_error": float(table["error"].mean()), "median_abs_error": float(table["error"].abs().median()),
+        "p90_abs_error": float(table["error"].abs().quantile(0.9)),
+        "truncated_median_abs_error": float(table["truncated_error"].abs().median()),
+        "tau_forecast": kendall_tau(list(table["forecast_bpc"]), list(table["actual_bpc"])),
+        "tau_truncated": kendall_tau(list(table["truncated_bpc"]), list(table["actual_bpc"])),
+    }
+    return table, summary
+
+
+def lr_drift(study: optuna.Study, multiple: float) -> dict:
+    """How the best learning rate moves with the budget inside this study, and what it suggests at `multiple` x.
+
+    The best trial within 10/25/50/100% of the trial budget (the frontier's budget table) gives a
+    (budget, lr) pair each; a power law lr ~ budget^beta through them is extrapolated. With one
+    distinct best configuration there is no drift to fit, and the suggestion is its own rate.
+    """
+    points = eval_points(study)
+    table = best_for_budgets(points, default_budgets(points)).dropna(subset=["trial"])
+    lrs = {t.number: (t.params.get("lr") or (t.user_attrs.get("config") or {}).get("lr"))
+           for t in study.get_trials(deepcopy=False)}
+    pairs = [(float(r.budget_s), float(lrs[int(r.trial)])) for r in table.itertuples() if lrs.get(int(r.trial))]
+    if not pairs:
+        return {"pairs": [], "beta": None, "suggested_lr": None, "note": "no learning rate recorded"}
+    budgets, rates = np.log([p[0] for p in pairs]), np.log([p[1] for p in pairs])
+    longest = max(p[0] for p in pairs)
+    if len(set(rates.round(12))) < 2:
+        return {"pairs": pairs, "beta": None, "suggested_lr": pairs[-1][1],
+                "note": "one configuration is best at every budget: no drift to fit; its own rate"}
+    beta, alpha = np.polyfit(budgets, rates, 1)
+    suggested = float(np.exp(alpha + beta * math.log(longest * multiple)))
+    return {"pairs": pairs, "beta": float(beta), "suggested_lr": suggested,
+            "note": f"best lr ~ budget^{beta:+.2f} across the study's budgets; at {multiple:g}x: {suggested:.3g}"}
+
+
+def forecast_checks(study: optuna.Study) -> tuple[pd.DataFrame, dict] | None:
+    """A long-budget confirmation against the forecast its plan stored: predicted and measured bpc per
+    configuration, Kendall tau of the short ranking and of the forecast against the long-budget truth,
+    and the calibration (Brier score) of the stated chances of being best."""
+    confirmation = load_confirmation(study)
+    plan = confirmation.user_attrs.get(PLAN_ATTR) if confirmation is not None else None
+    if not plan or not plan.get("forecast"):
+        return None
+    runs: dict[int, list[float]] = {}
+    for t in confirmation.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        value = t.user_attrs.get("final_val_bpc", t.user_attrs.get("val_bpc"))
+        if "source_trial" in t.user_attrs and value is not None:
+            runs.setdefault(int(t.user_attrs["source_trial"]), []).append(float(value))
+    rows = []
+    for key, f in plan["forecast"].items():
+        values = runs.get(int(key), [])
+        rows.append({"trial": int(key), "short_bpc": f["measured_bpc"], "forecast_bpc": f["bpc"], "low": f["low"],
+                     "high": f["high"], "p_best": f["p_best"], "method": f["method"], "runs": len(values),
+                     "long_bpc": float(np.mean(values)) if values else math.nan,
+                     "long_sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan})
+    table = pd.DataFrame(rows)
+    done = table[table["runs"] > 0]
+    if done.empty:
+        return table, {"multiple": plan.get("multiple"), "finished": 0}
+    table["error"] = table["forecast_bpc"] - table["long_bpc"]
+    winner = int(done.sort_values("long_bpc").iloc[0]["trial"])
+    table["was_best"] = table["trial"] == winner
+    summary = {
+        "multiple": plan.get("multiple"), "finished": len(done), "winner": winner,
+        "forecast_winner": int(table.sort_values("forecast_bpc").iloc[0]["trial"]),
+        "short_winner": int(table.sort_values("short_bpc").iloc[0]["trial"]),
+        "tau_short": kendall_tau(list(done["short_bpc"]), list(done["long_bpc"])),
+        "tau_forecast": kendall_tau(list(done["forecast_bpc"]), list(done["long_bpc"])),
+        "median_abs_error": float(table["error"].abs().median()),
+        "brier": float(np.mean((done["p_best"] - (done["trial"] == winner)) ** 2)),
+    }
+    return table, summary
+
+
+def outlook_section(study: optuna.Study, out) -> dict:
+    """The report's "If you train longer": forecast tables, backtest, learning-rate drift, forecast vs outcome."""
+    forecasts = forecast_study(study)
+    section = {"title": "If you train longer (a forecast, with its measured error)", "sentences": [], "tables": [],
+               "files": []}
+    complete = [f for f in forecasts if f.state == "COMPLETE"]
+    if len(complete) < 2:
+        return section
+    tables = {m: outlook_table(forecasts, m) for m in MULTIPLES}
+    for m, table in tables.items():
+        path = out / f"forecast_{m:g}x.csv"
+        table.to_csv(path, index=False)
+        section["files"].append(path)
+        section["tables"].append((f"Forecast at {m:g}x the trial budget", display(table.head(10))))
+    section["sentences"] += outlook_sentences(tables)
+    cut, summary = backtest(study)
+    if summary["trials"]:
+        cut.to_csv(out / "forecast_backtest.csv", index=False)
+        section["files"].append(out / "forecast_backtest.csv")
+        better = "ranks the trials better than" if summary["tau_forecast"] > summary["tau_truncated"] else \
+            "does not rank the trials better than"
+        section["sentences"].append(
+            f"backtest (each curve cut at {summary['fraction']:.0%}, its end forecast): median error "
+            f"{summary['median_abs_error']:.3f} bpc (p90 {summary['p90_abs_error']:.3f}; the cut value itself is off by "
+            f"{summary['truncated_median_abs_error']:.3f}); the forecast {better} the cut value (Kendall tau "
+            f"{summary['tau_forecast']:.2f} against {summary['tau_truncated']:.2f})")
+    drift = lr_drift(study, MULTIPLES[1])
+    section["sentences"].append(f"learning rate: {drift['note']}")
+    checked = forecast_checks(study)
+    if checked is not None and checked[1].get("finished"):
+        table, s = checked
+        section["tables"].append((f"Forecast against a {s['multiple']:g}x confirmation (validation bpc, fresh seeds)",
+                                  table))
+        section["sentences"].append(
+            f"at {s['multiple']:g}x, measured: #{s['winner']} won; the short-budget ranking picked #{s['short_winner']} "
+            f"(Kendall tau {s['tau_short']:.2f} with the truth), the forecast #{s['forecast_winner']} (tau "
+            f"{s['tau_forecast']:.2f}); forecast error median {s['median_abs_error']:.3f} bpc; Brier score of the stated "
+            f"chances {s['brier']:.3f} over {s['finished']} configurations")
+    return section
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    interval = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-" for lo, hi in zip(table["low"], table["high"], strict=True)]
+    return pd.DataFrame({"forecast rank": table["forecast_rank"], "trial": table["trial"].map(lambda x: f"#{x}"),
+                         "state": table["state"].str.lower(), "measured bpc": table["measured_bpc"],
+                         "measured rank": table["measured_rank"], "forecast bpc": table["forecast_bpc"],
+                         "95% interval": interval, "P(best)": table["p_best"], "method": table["method"]})

@@ -1,0 +1,132 @@
+"""The long-budget forecast: the fit recovers known curves, its interval covers at the stated rate, it falls back
+where it must and says so, and the checks against a confirmation are kept straight."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.report import fit_power_law, forecast_curve, kendall_tau
+from harness.report._outlook import p_best
+
+T = np.linspace(6.0, 60.0, 10)  # ten evaluations of a 60-s trial
+
+
+def curve(a: float, b: float, c: float, t: np.ndarray = T) -> np.ndarray:
+    return a + b * np.power(t, -c)
+
+
+@pytest.mark.parametrize("a,b,c", [(1.8, 3.0, 0.5), (2.2, 8.0, 1.0), (1.5, 1.2, 0.3)])
+def test_the_fit_recovers_known_parameters(a, b, c):
+    fit = fit_power_law(T, curve(a, b, c))
+    assert fit.c == pytest.approx(c, rel=0.08)
+    assert fit.a == pytest.approx(a, abs=0.05)
+    assert fit.at(600.0) == pytest.approx(curve(a, b, c, np.array([600.0]))[0], abs=0.01)
+
+
+def test_the_interval_covers_the_truth_at_about_the_stated_rate():
+    rng = np.random.default_rng(7)
+    a, b, c, noise = 2.0, 4.0, 0.6, 0.01
+    truth = curve(a, b, c, np.array([4 * 60.0]))[0]
+    covered, fitted = 0, 0
+    for i in range(60):
+        y = curve(a, b, c) + rng.normal(0, noise, len(T))
+        f = forecast_curve(i, "COMPLETE", T, y, (4.0,), seed=i)
+        if f.method != "power law":
+            continue
+        fitted += 1
+        low, high = f.interval(4.0)
+        covered += low <= truth <= high
+    assert fitted >= 50
+    # a residual bootstrap of 8 points under-covers a little; it must not be wildly off the stated 95%
+    assert covered / fitted >= 0.75, (covered, fitted)
+
+
+@pytest.mark.parametrize("y,why", [
+    (np.array([3.0, 2.9, 2.95, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6, 3.7]), "does not fall"),
+    (np.array([3.0, 2.5]), "points after"),
+])
+def test_the_fallback_is_the_last_value_and_says_why(y, why):
+    t = T[: len(y)]
+    f = forecast_curve(0, "COMPLETE", t, y, (2.0,))
+    assert f.method.startswith("last value") and why in f.method
+    assert f.predict(2.0) == y[-1] and all(math.isnan(v) for v in f.interval(2.0))
+
+
+def test_the_chance_of_being_best_comes_from_the_bootstrap():
+    rng = np.random.default_rng(0)
+    clear = forecast_curve(0, "COMPLETE", T, curve(1.5, 3.0, 0.5) + rng.normal(0, 0.005, 10), (4.0,))
+    behind = forecast_curve(1, "COMPLETE", T, curve(2.5, 3.0, 0.5) + rng.normal(0, 0.005, 10), (4.0,))
+    flat = forecast_curve(2, "PRUNED", T[:2], np.array([4.0, 3.9]), (4.0,))
+    chances = p_best([clear, behind, flat], 4.0)
+    assert chances[0] > 0.95 and chances[1] < 0.05 and chances[2] == 0.0
+    assert sum(chances.values()) == pytest.approx(1.0)
+
+
+def test_kendall_tau():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == -1.0
+    assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert math.isnan(kendall_tau([1], [1]))
+
+
+def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    import harness
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.toml").write_text("""
+[study]
+name = "f"
+trials = 4
+sampler = "random"
+pruner = "none"
+device = "cpu"
+[budget]
+per_trial = "16k"
+evals = 6
+[fixed]
+embedding_dim = 16
+hidden_dim = 32
+layers = 1
+seq_len = 32
+batch_size = 16
+[space.lr]
+type = "float"
+low = 1e-3
+high = 2e-2
+log = true
+[generate]
+enabled = false
+""")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600)
+
+    assert run("sweep", "f.toml").returncode == 0
+    out = run("forecast", "results/f", "--at", "2x", "4x", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.splitlines()[-1])
+    assert set(data["forecast"]) == {"2x", "4x"} and len(data["forecast"]["2x"]) == 4
+    assert data["backtest"]["trials"] == 4 and "median_abs_error" in data["backtest"]
+    assert run("forecast", "results/f", "--at", "half").returncode == 2  # one line, no traceback
+    confirm = run("confirm", "results/f", "--budget", "2x", "--top", "1", "--seeds", "2")
+    assert confirm.returncode == 0, confirm.stderr
+    study = harness.load_results("results/f")
+    plan = harness.load_results("results/f").user_attrs  # the source study is unchanged by the plan
+    assert "harness:confirm_plan" not in plan
+    from harness.search import PLAN_ATTR, load_confirmation
+
+    stored = load_confirmation(study).user_attrs[PLAN_ATTR]
+    assert stored["multiple"] == 2.0 and stored["budget"] == "32000tok"
+    assert set(stored["forecast"]) == {str(n) for n in stored["sources"]} and 1 <= len(stored["sources"]) <= 2
+    report = run("report", "results/f")
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "results" / "f" / "report" / "report.md").read_text()
+    assert "If you train longer" in page and "Forecast against a 2x confirmation" in page
+    assert "Brier score" in page and (tmp_path / "results" / "f" / "report" / "forecast_2x.csv").exists()
