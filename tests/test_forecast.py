@@ -130,3 +130,14 @@ enabled = false
     page = (tmp_path / "results" / "f" / "report" / "report.md").read_text()
     assert "If you train longer" in page and "Forecast against a 2x confirmation" in page
     assert "Brier score" in page and (tmp_path / "results" / "f" / "report" / "forecast_2x.csv").exists()
+
+
+def test_a_wsd_curve_is_fitted_before_its_decay_and_the_decays_gain_kept():
+    a, b, c = 1.9, 6.0, 0.7
+    y = curve(a, b, c)
+    y[8:] -= np.array([0.05, 0.12])  # the last 20%: the rate decays, the loss drops below the power law
+    f = forecast_curve(0, "COMPLETE", T, y, (5.0,), stable=8)
+    assert f.method.startswith("power law before the decay") and f.offset == pytest.approx(0.12, abs=0.01)
+    assert f.predict(5.0) == pytest.approx(curve(a, b, c, np.array([300.0]))[0] - 0.12, abs=0.02)
+    plain = forecast_curve(0, "COMPLETE", T, y, (5.0,))
+    assert abs(plain.predict(5.0) - f.predict(5.0)) > 0.02  # ignoring the decay gives another answer

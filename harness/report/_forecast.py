@@ -60,11 +60,12 @@ class Forecast:
     fit: Fit | None
     replicates: np.ndarray  # bootstrap fits' predictions, one row per multiple (empty for last value)
     multiples: tuple[float, ...]
+    offset: float = 0.0  # subtracted from the fitted curve: the gain of a schedule's final decay
 
     def predict(self, multiple: float) -> float:
         if self.fit is None:
             return self.last_bpc
-        return float(self.fit.at(self.budget_s * multiple))
+        return float(self.fit.at(self.budget_s * multiple)) - self.offset
 
     def interval(self, multiple: float) -> tuple[float, float]:
         if self.fit is None or not len(self.replicates):
@@ -74,12 +75,27 @@ class Forecast:
 
 
 def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multiples: tuple[float, ...],
-                   seed: int = 0) -> Forecast:
-    """The forecast of one curve at multiples of its length, with bootstrap replicates, or its fallback."""
+                   seed: int = 0, stable: int | None = None) -> Forecast:
+    """The forecast of one curve at multiples of its length, with bootstrap replicates, or its fallback.
+
+    `stable`: how many leading points precede a schedule's final decay (wsd holds its peak rate,
+    then decays over the last share of any budget). The power law is then fitted to those points
+    only, and the decay's gain at the observed budget (the fitted curve's value at the end minus
+    what the trial reached) is taken off the forecast at every multiple, as the long run's own
+    decay would bring it.
+    """
     t, y = np.asarray(t, float), np.asarray(y, float)
     order = np.argsort(t)
     t, y = t[order], y[order]
     end, last = float(t[-1]), float(y[-1])
+    if stable is not None and MIN_POINTS <= stable < len(t):
+        f = forecast_curve(trial, state, t[:stable], y[:stable], tuple(m * end / t[stable - 1] for m in multiples),
+                           seed)
+        if f.fit is None:
+            return Forecast(trial, state, end, last, f.method, None, np.empty((0, 0)), multiples)
+        gain = float(f.fit.at(end)) - last
+        return Forecast(trial, state, end, last, f"power law before the decay, minus its gain ({gain:.3f} bpc)",
+                        f.fit, f.replicates - gain, multiples, offset=gain)
 
     def fallback(why: str) -> Forecast:
         return Forecast(trial, state, end, last, f"last value ({why})", None, np.empty((0, 0)), multiples)

@@ -12,24 +12,33 @@ from optuna.trial import TrialState
 
 from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
 from harness.report._frontier import best_for_budgets, default_budgets, eval_points
-from harness.search import PLAN_ATTR, load_confirmation
+from harness.search import PLAN_ATTR, SPEC_ATTR, load_confirmation
 
 MULTIPLES = (2.0, 4.0, 10.0)
 
 
-def study_curves(study: optuna.Study) -> dict[int, tuple[str, np.ndarray, np.ndarray]]:
-    """trial -> (state, device-seconds, held-out bpc) of every complete or pruned trial with a curve."""
+def study_curves(study: optuna.Study) -> dict[int, tuple[str, np.ndarray, np.ndarray, int | None]]:
+    """trial -> (state, device-seconds, held-out bpc, points before a wsd decay or None) of every complete or
+    pruned trial with a curve."""
+    evals = (study.user_attrs.get(SPEC_ATTR) or {}).get("evals")
     found = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        points = [(p["device_seconds"], p["bpc"]) for p in t.user_attrs.get("curve") or []
-                  if p.get("bpc") is not None and math.isfinite(p["bpc"])]
-        if points:
-            found[t.number] = (t.state.name, np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+        points = [p for p in t.user_attrs.get("curve") or [] if p.get("bpc") is not None and math.isfinite(p["bpc"])]
+        if not points:
+            continue
+        config = t.user_attrs.get("config") or {}
+        stable = None
+        if config.get("lr_schedule") == "wsd" and evals:
+            start = 1.0 - float(config.get("lr_decay", 0.2))
+            stable = sum(1 for p in points if p["index"] / evals <= start + 1e-9)
+        found[t.number] = (t.state.name, np.array([p["device_seconds"] for p in points]),
+                           np.array([p["bpc"] for p in points]), stable)
     return found
 
 
 def forecast_study(study: optuna.Study, multiples: tuple[float, ...] = MULTIPLES) -> list[Forecast]:
-    return [forecast_curve(n, state, t, y, multiples) for n, (state, t, y) in sorted(study_curves(study).items())]
+    return [forecast_curve(n, state, t, y, multiples, stable=stable)
+            for n, (state, t, y, stable) in sorted(study_curves(study).items())]
 
 
 def p_best(forecasts: list[Forecast], multiple: float) -> dict[int, float]:
@@ -87,7 +96,7 @@ def backtest(study: optuna.Study, fraction: float = 0.5) -> tuple[pd.DataFrame, 
     of each against the trials' actual final values).
     """
     rows = []
-    for n, (state, t, y) in sorted(study_curves(study).items()):
+    for n, (state, t, y, _stable) in sorted(study_curves(study).items()):
         keep = max(2, round(fraction * len(t)))  # evaluations are evenly spread over the budget, in its own unit
         if keep >= len(t):
             continue
