@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-import optuna
-
 from harness.cli._study import add_study_target
 from harness.common import HarnessError, dumps
 
@@ -37,28 +35,6 @@ def multiples(values: list[str]) -> tuple[float, ...]:
             raise HarnessError(f"--at {v!r}: a forecast is for a longer budget; give 1x or more")
         out.append(m)
     return tuple(out)
-
-
-def long_budget_plan(study: optuna.Study, top: int, multiple: float) -> tuple[list[int], dict]:
-    """The union of the measured top K and the forecast's top K at `multiple` x, and the forecast to store."""
-    from harness.report import forecast_study, outlook_table
-
-    table = outlook_table(forecast_study(study, (multiple,)), multiple)
-    complete = table[table["state"] == "COMPLETE"]
-    if complete.empty:
-        raise HarnessError(f"study {study.study_name!r} has no complete trial to forecast; run harness sweep first")
-    measured = list(complete.sort_values("measured_bpc")["trial"].head(top))
-    forecast = list(complete.sort_values("forecast_bpc")["trial"].head(top))
-    sources = [int(n) for n in dict.fromkeys(measured + forecast)]
-    keep = complete.set_index("trial").loc[sources]
-    stored = {str(n): {"bpc": float(r.forecast_bpc), "low": _num(r.low), "high": _num(r.high),
-                       "p_best": float(r.p_best), "measured_bpc": float(r.measured_bpc), "method": r.method}
-              for n, r in keep.iterrows()}
-    return sources, {"multiple": multiple, "forecast": stored}
-
-
-def _num(value: float) -> float | None:
-    return None if value != value else float(value)
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:

@@ -91,7 +91,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     resolve_device(options.device if options.device != "auto" else spec.device)
     sources, forecast = None, None
     if multiple is not None and multiple > 1:
-        from harness.cli._forecast import long_budget_plan
+        from harness.report import long_budget_plan
         from harness.search import open_results
 
         sources, forecast = long_budget_plan(open_results(results_dir, storage=args.storage)[1], args.top, multiple)

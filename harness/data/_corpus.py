@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.common import HarnessError
+from harness.common import HarnessError, write_atomic
 
 UNK = "\ufffd"
 DEFAULT_SPEC = "builtin:pydoc"
@@ -226,10 +226,7 @@ def gutenberg_text(book_id: str, encoding: str = "utf-8") -> str:
                 f"download the text elsewhere and pass its path (e.g. --corpus theprince.txt)"
             ) from None
         decode_bytes(raw, url, encoding)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(raw)
-        tmp.replace(cached)
+        write_atomic(cached, lambda tmp: tmp.write_bytes(raw))
     return strip_gutenberg(normalize(decode_bytes(cached.read_bytes(), str(cached), encoding)))
 
 

@@ -208,10 +208,13 @@ class Telemetry:
         return self
 
     def stop(self) -> None:
+        """Stop the sampler and take a last sample, so a run shorter than the sampling period still has
+        an interval to measure (the first sample of a CPU run has none)."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
+            self.sample(slow=True)
 
     def __enter__(self) -> Telemetry:
         return self.start()
@@ -290,6 +293,15 @@ class Telemetry:
         return {"util_mean": sum(utils) / len(utils) if utils else None, "util_p95": percentile(utils, 95),
                 "power_mean_w": sum(powers) / len(powers) if powers else None}
 
+    def _headline_window(self) -> str:
+        """Which samples the headline figures average: the training windows', or, where no utilization
+        sample fell inside one (a run shorter than the sampling period), the whole run's, labelled so."""
+        if "training" not in self.phases:
+            return "whole run (no training window)"
+        if not any(s.get("phase") == "training" and s.get(self.util_key) is not None for s in self.samples):
+            return "whole run (no sample fell in a training window)"
+        return "training"
+
     def _mean(self, key: str, phase: str | None) -> float | None:
         values = [s[key] for s in self.samples if s.get(key) is not None and (phase is None or s.get("phase") == phase)]
         return sum(values) / len(values) if values else None
@@ -307,8 +319,9 @@ class Telemetry:
         peak, peak_source = self.peak_memory()
         training = self.phases.get("training")
         whole = self._stats(self.samples)
+        window = self._headline_window()
         in_training = self._stats([s for s in self.samples if s.get("phase") == "training"]) \
-            if "training" in self.phases else whole
+            if window == "training" else whole
         return {
             "telemetry_source": self.source,
             "telemetry_device": self.describe_device(),
@@ -325,8 +338,8 @@ class Telemetry:
                                 else None),
             "util_source": self.util_key,
             **in_training,
-            "util_window": "training" if "training" in self.phases else "whole run (no training window)",
-            "process_sm_util_mean": self._mean("process_sm_util", "training" if "training" in self.phases else None),
+            "util_window": window,
+            "process_sm_util_mean": self._mean("process_sm_util", "training" if window == "training" else None),
             **{f"{k}_trial": v for k, v in whole.items()},
             "peak_mem_bytes": peak,
             "peak_mem_source": peak_source,

@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from harness.common import HarnessError
 from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
 from harness.report._frontier import best_for_budgets, default_budgets, eval_points
 from harness.search import PLAN_ATTR, SPEC_ATTR, load_confirmation
@@ -150,23 +151,31 @@ def lr_drift(study: optuna.Study, multiple: float) -> dict:
 def forecast_checks(study: optuna.Study) -> tuple[pd.DataFrame, dict] | None:
     """A long-budget confirmation against the forecast its plan stored: predicted and measured bpc per
     configuration, Kendall tau of the short ranking and of the forecast against the long-budget truth,
-    and the calibration (Brier score) of the stated chances of being best."""
+    and the calibration (Brier score) of the stated chances of being best.
+
+    The truth is each long run's best held-out bpc (what its kept checkpoint scores, and what the
+    sweep ranks by); its last evaluation stands beside it (`long_final_bpc`): where the two part,
+    the long run overfitted, which a falling power law cannot foresee.
+    """
     confirmation = load_confirmation(study)
     plan = confirmation.user_attrs.get(PLAN_ATTR) if confirmation is not None else None
     if not plan or not plan.get("forecast"):
         return None
-    runs: dict[int, list[float]] = {}
+    best: dict[int, list[float]] = {}
+    final: dict[int, list[float]] = {}
     for t in confirmation.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        value = t.user_attrs.get("final_val_bpc", t.user_attrs.get("val_bpc"))
-        if "source_trial" in t.user_attrs and value is not None:
-            runs.setdefault(int(t.user_attrs["source_trial"]), []).append(float(value))
+        if "source_trial" in t.user_attrs and t.user_attrs.get("val_bpc") is not None:
+            source = int(t.user_attrs["source_trial"])
+            best.setdefault(source, []).append(float(t.user_attrs["val_bpc"]))
+            final.setdefault(source, []).append(float(t.user_attrs.get("final_val_bpc", t.user_attrs["val_bpc"])))
     rows = []
     for key, f in plan["forecast"].items():
-        values = runs.get(int(key), [])
+        values = best.get(int(key), [])
         rows.append({"trial": int(key), "short_bpc": f["measured_bpc"], "forecast_bpc": f["bpc"], "low": f["low"],
                      "high": f["high"], "p_best": f["p_best"], "method": f["method"], "runs": len(values),
                      "long_bpc": float(np.mean(values)) if values else math.nan,
-                     "long_sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan})
+                     "long_sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+                     "long_final_bpc": float(np.mean(final[int(key)])) if values else math.nan})
     table = pd.DataFrame(rows)
     done = table[table["runs"] > 0]
     if done.empty:
@@ -217,8 +226,8 @@ def outlook_section(study: optuna.Study, out) -> dict:
     checked = forecast_checks(study)
     if checked is not None and checked[1].get("finished"):
         table, s = checked
-        section["tables"].append((f"Forecast against a {s['multiple']:g}x confirmation (validation bpc, fresh seeds)",
-                                  table))
+        section["tables"].append((f"Forecast against a {s['multiple']:g}x confirmation (held-out bpc, fresh seeds)",
+                                  checks_display(table)))
         section["sentences"].append(
             f"at {s['multiple']:g}x, measured: #{s['winner']} won; the short-budget ranking picked #{s['short_winner']} "
             f"(Kendall tau {s['tau_short']:.2f} with the truth), the forecast #{s['forecast_winner']} (tau "
@@ -227,9 +236,39 @@ def outlook_section(study: optuna.Study, out) -> dict:
     return section
 
 
+def checks_display(table: pd.DataFrame) -> pd.DataFrame:
+    interval = [f"{lo:.3f}-{hi:.3f}" if lo is not None and lo == lo else "-"
+                for lo, hi in zip(table["low"], table["high"], strict=True)]
+    return pd.DataFrame({"trial": table["trial"].map(lambda x: f"#{x}"), "at the study's budget": table["short_bpc"],
+                         "forecast": table["forecast_bpc"], "95% interval": interval, "P(best)": table["p_best"],
+                         "runs": table["runs"], "measured (best)": table["long_bpc"], "sd": table["long_sd"],
+                         "measured (last)": table["long_final_bpc"], "forecast error": table.get("error"),
+                         "method": table["method"]})
+
+
 def display(table: pd.DataFrame) -> pd.DataFrame:
     interval = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-" for lo, hi in zip(table["low"], table["high"], strict=True)]
     return pd.DataFrame({"forecast rank": table["forecast_rank"], "trial": table["trial"].map(lambda x: f"#{x}"),
                          "state": table["state"].str.lower(), "measured bpc": table["measured_bpc"],
                          "measured rank": table["measured_rank"], "forecast bpc": table["forecast_bpc"],
                          "95% interval": interval, "P(best)": table["p_best"], "method": table["method"]})
+
+
+def long_budget_plan(study: optuna.Study, top: int, multiple: float) -> tuple[list[int], dict]:
+    """The union of the measured top K and the forecast's top K at `multiple` x, and the forecast to store."""
+    table = outlook_table(forecast_study(study, (multiple,)), multiple)
+    complete = table[table["state"] == "COMPLETE"]
+    if complete.empty:
+        raise HarnessError(f"study {study.study_name!r} has no complete trial to forecast; run harness sweep first")
+    measured = list(complete.sort_values("measured_bpc")["trial"].head(top))
+    forecast = list(complete.sort_values("forecast_bpc")["trial"].head(top))
+    sources = [int(n) for n in dict.fromkeys(measured + forecast)]
+    keep = complete.set_index("trial").loc[sources]
+    stored = {str(n): {"bpc": float(r.forecast_bpc), "low": _num(r.low), "high": _num(r.high),
+                       "p_best": float(r.p_best), "measured_bpc": float(r.measured_bpc), "method": r.method}
+              for n, r in keep.iterrows()}
+    return sources, {"multiple": multiple, "forecast": stored}
+
+
+def _num(value: float) -> float | None:
+    return None if value != value else float(value)

@@ -19,7 +19,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.common import DiskFullError, HarnessError, disk_full, interrupts
+from harness.common import DiskFullError, HarnessError, disk_full, first_line, interrupts
 from harness.search._journal import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
@@ -173,7 +173,7 @@ def _database_problem(parsed, shown: str, error: Exception) -> str:
         what = f"cannot reach a PostgreSQL server at {where} (as user {user}); check that it runs and accepts " \
                f"connections from this machine"
     else:
-        what = text.split(" (Background on this error")[0][:300]
+        what = first_line(text.split(" (Background on this error")[0])
     password = parsed.password
     if password:
         what = what.replace(str(password), "***")
