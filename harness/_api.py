@@ -13,7 +13,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from harness.report import Report, study_frame
+from harness.common import HarnessError
+from harness.report import MULTIPLES, Report, confirmation_plan, forecast_study, outlook_table, study_frame
 from harness.report import build_report as _build_report
 from harness.search import (
     StudySpec,
@@ -29,7 +30,6 @@ from harness.search import (
     study_spec_for,
 )
 from harness.search import run_sweep as _run_sweep
-from harness.training import Budget
 
 
 def _spec(study: StudySpec | str | Path) -> StudySpec:
@@ -51,7 +51,8 @@ def run_sweep(study: StudySpec | str | Path, results: str | Path | None = None, 
     return _run_sweep(spec, options)
 
 
-def load_results(target: str | Path, results: str | Path | None = None, *, storage: str | None = None) -> optuna.Study:
+def load_results(target: str | Path | SweepOutcome, results: str | Path | None = None, *,
+                 storage: str | None = None) -> optuna.Study:
     """The study behind a study file or a results directory (a `SweepOutcome`'s too), read-only."""
     if isinstance(target, SweepOutcome):
         return open_results(target.results_dir, storage=target.storage_url)[1]
@@ -61,6 +62,18 @@ def load_results(target: str | Path, results: str | Path | None = None, *, stora
 def trials_frame(study: optuna.Study | str | Path) -> pd.DataFrame:
     """A row per trial: parameters, state, held-out figures, cost, telemetry and text metrics."""
     return study_frame(study if isinstance(study, optuna.Study) else load_results(study))
+
+
+def forecast(study: optuna.Study | str | Path, at: Sequence[float] = MULTIPLES) -> pd.DataFrame:
+    """Each trial's held-out bpc forecast at multiples of its budget: one row per trial and multiple, with the
+    95% interval, P(best), both ranks and the method (a power-law fit, or the last value and why)."""
+    opened = study if isinstance(study, optuna.Study) else load_results(study)
+    multiples = tuple(float(m) for m in at)
+    if not multiples or min(multiples) < 1:
+        raise HarnessError(f"forecast at {list(at)}: give multiples of the trial budget of 1 or more, e.g. (2, 4, 10)")
+    forecasts = forecast_study(opened, multiples)
+    tables = [outlook_table(forecasts, m).assign(multiple=m) for m in multiples]
+    return pd.concat(tables, ignore_index=True) if forecasts else pd.DataFrame()
 
 
 def build_report(study: optuna.Study | str | Path, out: str | Path | None = None, *,
@@ -78,13 +91,17 @@ def build_report(study: optuna.Study | str | Path, out: str | Path | None = None
 def confirm(study: StudySpec | str | Path, results: str | Path | None = None, *, top: int = 3, seeds: int = 3,
             budget: str | None = None, storage: str | None = None, device: str = "auto",
             workers: int = 1) -> pd.DataFrame:
-    """Retrain the top configurations with fresh seeds, judge them on the test split; the ranking, best first."""
+    """Retrain the top configurations with fresh seeds, judge them on the test split; the ranking, best first.
+
+    `budget`: the study's per-trial budget by default, an absolute one ("300s"), or a multiple ("5x"),
+    which adds the forecast's top K and stores the forecast for the report to hold against the runs.
+    """
     if isinstance(study, StudySpec):
         spec, results_dir = study, results_dir_for(study, Path(results) if results else None)
     else:
         spec, results_dir = study_spec_for(study, results, storage)
-    per_run = Budget.parse(budget) if budget else None
+    plan = confirmation_plan(spec, results_dir, storage, top, budget)  # "5x": the measured + forecast top K
     options = SweepOptions(results_dir=results_dir, storage_url=storage, device=device, workers=workers)
-    run_confirm(spec, options, top, seeds, per_run)
-    frame, _ = store_ranking(open_study(confirm_spec(spec, top, seeds, per_run), options, create=False))
+    run_confirm(spec, options, top, seeds, plan.budget, plan.sources, plan.forecast)
+    frame, _ = store_ranking(open_study(confirm_spec(spec, top, seeds, plan.budget), options, create=False))
     return frame

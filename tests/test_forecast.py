@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from sweep_helpers import write_study
 
 from harness.report import fit_power_law, forecast_curve, kendall_tau
 from harness.report._outlook import p_best
@@ -72,7 +73,7 @@ def test_kendall_tau():
     assert math.isnan(kendall_tau([1], [1]))
 
 
-def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatch):
+def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatch, small_text_file):
     import json
     import subprocess
     import sys
@@ -80,30 +81,9 @@ def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatc
     import harness
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "f.toml").write_text("""
-[study]
-name = "f"
-trials = 4
-sampler = "random"
-pruner = "none"
-device = "cpu"
-[budget]
-per_trial = "16k"
-evals = 6
-[fixed]
-embedding_dim = 16
-hidden_dim = 32
-layers = 1
-seq_len = 32
-batch_size = 16
-[space.lr]
-type = "float"
-low = 1e-3
-high = 2e-2
-log = true
-[generate]
-enabled = false
-""")
+    write_study(tmp_path / "f.toml", small_text_file, name="f", trials=4, budget="16k", evals=6, sampler="random",
+                pruner="none")
+
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600)
@@ -115,6 +95,12 @@ enabled = false
     assert set(data["forecast"]) == {"2x", "4x"} and len(data["forecast"]["2x"]) == 4
     assert data["backtest"]["trials"] == 4 and "median_abs_error" in data["backtest"]
     assert run("forecast", "results/f", "--at", "half").returncode == 2  # one line, no traceback
+    bad = run("forecast", "results/f", "--backtest", "1.5")
+    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr and "Traceback" not in bad.stderr
+    frame = harness.forecast("results/f", at=(2,))  # the same forecast without the CLI
+    assert list(frame["multiple"].unique()) == [2.0] and len(frame) == 4
+    assert frame.set_index("trial")["forecast_bpc"].round(6).to_dict() == {
+        r["trial"]: round(r["forecast_bpc"], 6) for r in data["forecast"]["2x"]}
     confirm = run("confirm", "results/f", "--budget", "2x", "--top", "1", "--seeds", "2")
     assert confirm.returncode == 0, confirm.stderr
     study = harness.load_results("results/f")
@@ -125,6 +111,9 @@ enabled = false
     stored = load_confirmation(study).user_attrs[PLAN_ATTR]
     assert stored["multiple"] == 2.0 and stored["budget"] == "32000tok"
     assert set(stored["forecast"]) == {str(n) for n in stored["sources"]} and 1 <= len(stored["sources"]) <= 2
+    ranking = harness.confirm("results/f", top=1, seeds=2, budget="2x")  # the API resumes the same plan
+    assert sorted(ranking["trial"]) == sorted(stored["sources"]) and set(ranking["runs"]) == {2}
+    assert len(load_confirmation(study).get_trials()) == 2 * len(stored["sources"])  # nothing ran twice
     report = run("report", "results/f")
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "results" / "f" / "report" / "report.md").read_text()

@@ -42,6 +42,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from harness.search import open_results
 
     at = multiples(args.at)
+    if not 0 < args.backtest < 1:
+        raise HarnessError(f"--backtest {args.backtest:g}: the share of each curve to keep, between 0 and 1 (e.g. 0.5)")
+    if args.top < 1:
+        raise HarnessError(f"--top must be at least 1, got {args.top}")
     _, study = open_results(args.target, args.results, args.storage)
     forecasts = forecast_study(study, at)
     if not [f for f in forecasts if f.state == "COMPLETE"]:

@@ -10,7 +10,6 @@ from pathlib import Path
 from harness.cli._train import make_dir
 from harness.common import HarnessError, dumps, format_param
 from harness.measure import resolve_device
-from harness.training import Budget
 
 
 def add_study_target(parser: argparse.ArgumentParser) -> None:
@@ -83,21 +82,18 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     spec, results_dir = study_spec_for(args.target, args.results, args.storage)
     if args.workers < 1:
         raise HarnessError(f"--workers must be at least 1, got {args.workers}")
-    multiple = parse_multiple(args.budget)
-    budget = (Budget(spec.budget.kind, spec.budget.amount * multiple) if multiple is not None
-              else Budget.parse(args.budget) if args.budget else None)
     options = SweepOptions(results_dir=results_dir, storage_url=args.storage, device=args.device,
                            workers=args.workers)
     resolve_device(options.device if options.device != "auto" else spec.device)
-    sources, forecast = None, None
-    if multiple is not None and multiple > 1:
-        from harness.report import long_budget_plan
-        from harness.search import open_results
+    from harness.report import confirmation_plan
 
-        sources, forecast = long_budget_plan(open_results(results_dir, storage=args.storage)[1], args.top, multiple)
-        print(f"harness: confirming at {multiple:g}x the trial budget ({budget}): the measured top {args.top} and "
-              f"the forecast's top {args.top}, trials {', '.join(f'#{n}' for n in sources)}", file=sys.stderr)
-    outcome = run_confirm(spec, options, args.top, args.seeds, budget, sources, forecast)
+    plan = confirmation_plan(spec, results_dir, args.storage, args.top, args.budget)
+    if plan.sources is not None:
+        print(f"harness: confirming at {plan.multiple:g}x the trial budget ({plan.budget}): the measured top "
+              f"{args.top} and the forecast's top {args.top}, trials {', '.join(f'#{n}' for n in plan.sources)}",
+              file=sys.stderr)
+    budget = plan.budget
+    outcome = run_confirm(spec, options, args.top, args.seeds, budget, plan.sources, plan.forecast)
     if not outcome.finished:
         return outcome.exit_code
     study = open_study(confirm_spec(spec, args.top, args.seeds, budget), options, create=False)  # by its name
@@ -108,20 +104,6 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return outcome.exit_code
     print_confirmed(frame, lines)
     return outcome.exit_code
-
-
-def parse_multiple(text: str | None) -> float | None:
-    """`4x` (a multiple of the study's per-trial budget) as 4.0; None for an absolute budget or none."""
-    if not text or not text.strip().lower().endswith("x"):
-        return None
-    try:
-        value = float(text.strip()[:-1])
-    except ValueError:
-        raise HarnessError(f"--budget {text!r}: write a multiple of the study's budget such as 4x, or a budget "
-                           f"such as 300s, 2M or 3ep") from None
-    if not value > 0:
-        raise HarnessError(f"--budget {text!r}: the multiple must be above 0")
-    return value
 
 
 def print_confirmed(frame, lines: list[str]) -> None:

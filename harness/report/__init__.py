@@ -19,7 +19,9 @@ from harness.report._frontier import (
 )
 from harness.report._outlook import (
     MULTIPLES,
+    ConfirmationPlan,
     backtest,
+    confirmation_plan,
     forecast_checks,
     forecast_study,
     long_budget_plan,
@@ -32,6 +34,8 @@ from harness.report._verdict import Verdict, morning_verdict
 
 __all__ = [
     "MULTIPLES",
+    "ConfirmationPlan",
+    "confirmation_plan",
     "Fit",
     "Forecast",
     "backtest",

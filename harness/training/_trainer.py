@@ -7,10 +7,10 @@ word_language_model does. The host reads the device only at sync points (a few t
 at evaluations and at the end), where it checks the budget, the loss and NaNs.
 
 What each figure measures is in harness.training._result. Warm-up is not charged: on CUDA,
-before the clock starts, a throw-away copy of the model takes `WARMUP_STEPS` training steps and
-one evaluation pass (`warmup_seconds`), so cuDNN/cuBLAS handles, lazy kernel loading and
-allocator growth are not charged to the first trial of each worker (the CPU has no such
-penalty, so it skips the warm-up unless asked).
+before the clock starts, the run's own model and optimizer take `WARMUP_STEPS` training steps and
+one evaluation pass and are then put back as they were (`warmup_seconds`, see `Trainer.warm_up`),
+so cuDNN/cuBLAS handles, lazy kernel loading and allocator growth are not charged to the first
+trial of each worker (the CPU has no such penalty, so it skips the warm-up unless asked).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from harness.training._precision import resolve_precision
 from harness.training._result import EvalPoint, Progress, TrainResult
 
 SYNC_INTERVAL_S = 0.25
-WARMUP_STEPS = 3  # untimed steps on a throw-away copy before the clock starts
+WARMUP_STEPS = 3  # untimed steps before the clock starts, undone afterwards
 
 
 def epoch_chunks(train: torch.Tensor, batch_size: int, seq_len: int, offset: int):
