@@ -90,17 +90,18 @@ def build_report(study: optuna.Study | str | Path, out: str | Path | None = None
 
 def confirm(study: StudySpec | str | Path, results: str | Path | None = None, *, top: int = 3, seeds: int = 3,
             budget: str | None = None, storage: str | None = None, device: str = "auto",
-            workers: int = 1) -> pd.DataFrame:
+            workers: int = 1, per_family: bool = False) -> pd.DataFrame:
     """Retrain the top configurations with fresh seeds, judge them on the test split; the ranking, best first.
 
     `budget`: the study's per-trial budget by default, an absolute one ("300s"), or a multiple ("5x"),
     which adds the forecast's top K and stores the forecast for the report to hold against the runs.
+    `per_family`: the top K of every model family, for a study that compares families.
     """
     if isinstance(study, StudySpec):
         spec, results_dir = study, results_dir_for(study, Path(results) if results else None)
     else:
         spec, results_dir = study_spec_for(study, results, storage)
-    plan = confirmation_plan(spec, results_dir, storage, top, budget)  # "5x": the measured + forecast top K
+    plan = confirmation_plan(spec, results_dir, storage, top, budget, per_family)  # "5x": + the forecast top K
     options = SweepOptions(results_dir=results_dir, storage_url=storage, device=device, workers=workers)
     run_confirm(spec, options, top, seeds, plan.budget, plan.sources, plan.forecast)
     frame, _ = store_ranking(open_study(confirm_spec(spec, top, seeds, plan.budget), options, create=False))

@@ -19,6 +19,9 @@ Sections (each prints its own table; the last table collects every target):
 - overhead: where a sweep's wall time goes (the demo study, and a study of long trials), from
   each trial's recorded timings and the wall clock of the whole `harness sweep` process.
 - families: chars/s and MFU of every model family at the same width.
+- gpt: the harness's gpt against scripts/gpt_recipe.py (a plain single-file trainer of the same
+  transformer) at nanoGPT's CPU configuration and equal characters, alternating in rounds:
+  chars/s and held-out bpc; then generation with the key/value cache against re-reading the window.
 - gpu: NVML utilization of the course configuration, trials per hour with 1, 2 and 4 workers
   (only on a CUDA device).
 
@@ -43,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_recipe import rewindowing_sample, train_recipe  # noqa: E402
+from gpt_recipe import NANOGPT_CPU, train_gpt_recipe  # noqa: E402
 
 from harness import models  # noqa: E402
 from harness.common import HarnessError  # noqa: E402
@@ -59,7 +63,7 @@ from harness.training import (  # noqa: E402  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ceiling", "throughput", "batch", "quality", "schedule", "generation", "telemetry", "overhead",
-            "families", "gpu")
+            "families", "gpt", "gpu")
 COURSE = TrainConfig(lr_schedule="constant")  # the course's LSTM generator, Adam at a constant 1e-3
 GENERATE = ([0.5, 1.0, 1.5], 3, 200, "the ")  # the demo study's [generate]: temperatures, samples, length, prompt
 
@@ -67,10 +71,10 @@ GENERATE = ([0.5, 1.0, 1.5], 3, 200, "the ")  # the demo study's [generate]: tem
 SIZES = {
     "quick": dict(rounds=2, throughput_s=8, batches=(32, 128), lrs=(1e-3, 3e-3), batch_s=15, short_s=20, long_s=60,
                   schedule_s=(20,), schedule_lrs=(3e-3,), telemetry_rounds=4, telemetry_chars="100k", demo_trials=4,
-                  long_trial="60s", family_s=6, gpu_trial="4s"),
+                  long_trial="60s", family_s=6, gpu_trial="4s", gpt_chars=300_000, gpt_rounds=2),
     "full": dict(rounds=3, throughput_s=30, batches=(32, 64, 128), lrs=(1e-3, 3e-3), batch_s=45, short_s=60,
                  long_s=300, schedule_s=(60, 120), schedule_lrs=(3e-3,), telemetry_rounds=8, telemetry_chars="300k",
-                 demo_trials=12, long_trial="300s", family_s=20, gpu_trial="8s"),
+                 demo_trials=12, long_trial="300s", family_s=20, gpu_trial="8s", gpt_chars=1_536_000, gpt_rounds=3),
 }
 
 
@@ -307,7 +311,7 @@ class Bench:
             config = TrainConfig(model=family, lr_schedule="constant")
             r = self.run_harness(config, s["family_s"])
             flops = flops_per_char(family, len(self.corpus.vocab), config.embedding_dim, config.hidden_dim,
-                                   config.layers)
+                                   config.layers, config.seq_len)
             achieved = flops * r.train_chars_per_s / 1e12
             rates[family] = r.train_chars_per_s
             print(f"{family:<13} {r.train_chars_per_s:>10,.0f} {achieved:>8.4f} {achieved / peak * 100:>6.1f}%")
@@ -331,6 +335,61 @@ class Bench:
         print(f"residual RNN, both fp32: ResidualScan {scan_rate:,.0f} chars/s, plain autograd (before) "
               f"{plain.train_chars_per_s:,.0f} chars/s; ResidualScan is {speedup:.2f}x that")
         self.claim("residual RNN, ResidualScan / plain-autograd loop", f"{speedup:.2f}x")
+
+    def gpt(self) -> None:
+        """Equal characters (nanoGPT's 2000 x 12 x 64 in the full version), the same configuration and seed
+        on both sides; only the loop differs. Each round alternates who goes first."""
+        s, config = self.size, NANOGPT_CPU
+        budget = Budget("tokens", s["gpt_chars"])
+        recipe, ours = [], []
+        for i in range(s["gpt_rounds"]):
+            seeded = TrainConfig(**{**config.to_dict(), "seed": config.seed + i})
+            for who in (("recipe", "harness") if i % 2 == 0 else ("harness", "recipe")):
+                if who == "recipe":
+                    r = train_gpt_recipe(seeded, self.corpus, s["gpt_chars"], self.device)
+                    recipe.append((r["chars_per_s"], r["val_bpc"]))
+                else:
+                    run = self.run_harness(seeded, budget, evals=1)
+                    ours.append((run.train_chars_per_s, run.final.bpc))
+            print(f"round {i + 1} (seed {seeded.seed}): recipe {recipe[-1][0]:>9,.0f} chars/s, {recipe[-1][1]:.4f} bpc"
+                  f"   harness {ours[-1][0]:>9,.0f} chars/s, {ours[-1][1]:.4f} bpc")
+        ratio = statistics.median(b[0] / a[0] for a, b in zip(recipe, ours, strict=True))
+        gap = statistics.median(b[1] - a[1] for a, b in zip(recipe, ours, strict=True))
+        spread = max(r[1] for r in recipe) - min(r[1] for r in recipe)
+        print(f"gpt (E{config.embedding_dim}, {config.layers} blocks, {config.heads} heads, context {config.seq_len}, "
+              f"batch {config.batch_size}), {s['gpt_chars']:,} chars: median chars/s ratio {ratio:.2f}x; held-out "
+              f"bpc harness - recipe {gap:+.4f} (the recipe's own spread over seeds {spread:.4f})")
+        self.claim("gpt train chars/s, harness / gpt_recipe.py (nanoGPT CPU config)", f"{ratio:.2f}x", ">= 1.0x",
+                   ratio >= 1.0)
+        self.claim(f"gpt held-out bpc at {s['gpt_chars']:,} chars, harness - recipe", f"{gap:+.4f}",
+                   "<= +0.02", gap <= 0.02)
+        self.gpt_generation(config)
+
+    def gpt_generation(self, config: TrainConfig) -> None:
+        """The report's generation workload on a gpt: the key/value cache against re-reading the window."""
+        import torch
+
+        temperatures, samples, length, prompt = GENERATE
+        model = config.build(len(self.corpus.vocab)).to(self.device).eval()
+        vocab, total = self.corpus.vocab, len(temperatures) * samples * length
+        cached = []
+        for _ in range(3):
+            start = synced_clock(self.device)
+            sample_temperatures(model, vocab, prompt, length, temperatures, samples, seed=0)
+            cached.append(synced_clock(self.device) - start)
+        rows = len(temperatures) * samples
+        with torch.inference_mode():  # no cache: every character re-reads up to `context` characters, one batch
+            tokens = vocab.encode(prompt).to(self.device).unsqueeze(0).expand(rows, -1)
+            start = synced_clock(self.device)
+            for _ in range(length):
+                logits, _ = model(tokens[:, -config.seq_len:], None)
+                nxt = torch.multinomial(torch.softmax(logits[:, -1].float(), dim=-1), 1)
+                tokens = torch.cat([tokens, nxt], dim=1)
+            window_s = synced_clock(self.device) - start
+        cached_s = statistics.median(cached)
+        print(f"gpt generation, {len(temperatures)} temperatures x {samples} samples x {length} chars: key/value cache "
+              f"{total / cached_s:,.0f} chars/s, re-reading the window {total / window_s:,.0f} chars/s")
+        self.claim("gpt generation chars/s, key/value cache / re-reading the window", f"{window_s / cached_s:.2f}x")
 
     def gpu(self) -> None:
         if self.device.type != "cuda":

@@ -80,7 +80,7 @@ def test_family_names_are_checked(pair_family):
         register_family(Family(name="pair", build=PairModel, weights=PAIR.weights))
     with pytest.raises(HarnessError, match="plain identifier"):
         register_family(Family(name="my family", build=PairModel, weights=PAIR.weights))
-    with pytest.raises(HarnessError, match="choose one of lstm, gru, rnn, residual_rnn, mlp, pair"):
+    with pytest.raises(HarnessError, match="choose one of lstm, gru, rnn, residual_rnn, mlp, gpt, pair"):
         get_family("transformer")
     with pytest.raises(HarnessError, match="model 'transformer' is not a model family"):
         harness.TrainConfig(model="transformer").validate()

@@ -17,13 +17,14 @@ VOCAB = Vocab.from_text("abcdefgh ijklmnopqrstuvwxyz.,")
 
 @pytest.mark.parametrize("family", family_names())
 def test_stateful_steps_equal_a_full_rerun(family):
-    """What generation relies on: carrying the state one character at a time gives the same logits."""
+    """What generation relies on: carrying the state (gpt: its key/value cache) one character at a time gives
+    the same logits."""
     torch.manual_seed(0)
     model = build_model(family, len(VOCAB), 12, 20, 2, 0.0).eval()
     tokens = torch.randint(0, len(VOCAB), (2, 30))
     with torch.no_grad():
         full, _ = model(tokens, None)
-        state, stepped = None, []
+        state, stepped = model.initial_state(2), []
         for t in range(tokens.shape[1]):
             logits, state = model(tokens[:, t : t + 1], state)
             stepped.append(logits)

@@ -61,6 +61,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"harness: warning: no training text for real-word share and novelty ({e})", file=sys.stderr)
     report = generate_and_score(ckpt.model, ckpt.vocab, args.prompt, args.length, args.temperature, args.samples,
                                 args.seed, reference, top_k=args.top_k, top_p=args.top_p, unknown=args.unknown)
+    if report["prompt_cropped"]:
+        print(f"harness: note: the prompt is longer than this {ckpt.config.model}'s context of {ckpt.model.context} "
+              f"characters; its first {report['prompt_cropped']} characters were left out", file=sys.stderr)
     if args.json:
         print(dumps(report))
         return 0

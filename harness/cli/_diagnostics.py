@@ -41,8 +41,8 @@ def add_course_parsers(sub) -> None:
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
     from harness.data import DEFAULT_SPEC, CorpusOptions, load_corpus
-    from harness.diagnostics import checkpoint_profiles, held_out_sequences, profile
-    from harness.models import build_model, is_recurrent
+    from harness.diagnostics import checkpoint_profiles, held_out_sequences, not_measured, profile
+    from harness.models import build_model
     from harness.report import fig_gradflow
 
     if not args.checkpoint and not args.model:
@@ -56,8 +56,9 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         corpus = load_corpus(args.corpus or DEFAULT_SPEC, CorpusOptions())
         tokens = held_out_sequences(corpus.val, args.steps, args.sequences, args.seed)
         for family in args.model:
-            if not is_recurrent(family):
-                notes.append(f"{family} has no time axis: its prediction depends on the current character only")
+            reason = not_measured(family)
+            if reason:
+                notes.append(reason)
                 continue
             torch.manual_seed(args.seed)
             model = build_model(family, len(corpus.vocab), args.embedding_dim, args.hidden_dim, args.layers, 0.0)

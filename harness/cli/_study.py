@@ -57,6 +57,8 @@ def add_confirm_parser(sub) -> None:
                                    "like a sweep.")
     add_study_target(c)
     c.add_argument("--top", type=int, default=3, help="configurations to confirm, best first (default 3)")
+    c.add_argument("--per-family", action="store_true",
+                   help="confirm the top configurations of every model family (a study comparing families)")
     c.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration (default 3)")
     c.add_argument("--budget", default=None,
                    help="per-run budget (300s, 2M, 3ep) or a multiple of the study's per-trial budget (4x: then the "
@@ -87,8 +89,11 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     resolve_device(options.device if options.device != "auto" else spec.device)
     from harness.report import confirmation_plan
 
-    plan = confirmation_plan(spec, results_dir, args.storage, args.top, args.budget)
-    if plan.sources is not None:
+    plan = confirmation_plan(spec, results_dir, args.storage, args.top, args.budget, args.per_family)
+    if args.per_family:
+        print(f"harness: confirming the top {args.top} of every family: trials "
+              f"{', '.join(f'#{n}' for n in plan.sources)}", file=sys.stderr)
+    elif plan.sources is not None:
         print(f"harness: confirming at {plan.multiple:g}x the trial budget ({plan.budget}): the measured top "
               f"{args.top} and the forecast's top {args.top}, trials {', '.join(f'#{n}' for n in plan.sources)}",
               file=sys.stderr)

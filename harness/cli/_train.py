@@ -42,6 +42,10 @@ def add_train_parser(sub) -> None:
     m.add_argument("--hidden-dim", type=int, default=DEFAULTS.hidden_dim)
     m.add_argument("--layers", type=int, default=DEFAULTS.layers)
     m.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    m.add_argument("--heads", type=int, default=DEFAULTS.heads,
+                   help="gpt: attention heads; --embedding-dim must divide by it (default %(default)s)")
+    m.add_argument("--no-tie-embeddings", dest="tie_embeddings", action="store_false",
+                   help="gpt: a separate output layer instead of the token embedding's transpose")
     m.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len)
     m.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     m.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default %(default)g)")
@@ -81,7 +85,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model=args.model, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, layers=args.layers,
         dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed, lr_schedule=args.lr_schedule,
-        lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio,
+        lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio, heads=args.heads,
+        tie_embeddings=args.tie_embeddings,
     ).validate()
     budget = Budget.parse(args.budget)
     if args.evals < 1:
@@ -128,11 +133,10 @@ def live_lines(line: ProgressLine, telemetry, config: TrainConfig, vocab_size: i
     """The progress bar (throughput, MFU against the `dtype` matmul rate, device use) and the line each
     evaluation leaves behind. The summary's MFU uses the precision the run really had."""
     from harness.measure import matmul_tflops
-    from harness.models import flops_per_char
 
     # Measured once before training, so the live MFU below costs nothing while the run is timed.
     flops_per_s_peak = matmul_tflops(device, dtype) * 1e12
-    model_flops = flops_per_char(config.model, vocab_size, config.embedding_dim, config.hidden_dim, config.layers)
+    model_flops = config.flops_per_char(vocab_size)
 
     def on_progress(p) -> None:
         val = f" | val {p.last_val_bpc:.3f} bpc" if p.last_val_bpc is not None else ""

@@ -13,6 +13,7 @@ from harness.diagnostics._gradflow import (
     checkpoint_profiles,
     held_out_sequences,
     hidden_gradients,
+    not_measured,
     profile,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "hidden_gradients",
     "label",
     "neighbours",
+    "not_measured",
     "profile",
     "project",
 ]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.common import HarnessError
-from harness.models import CharModel, build_model, get_family
+from harness.models import CharModel, get_family
 from harness.training import checkpoint_corpus, load_checkpoint
 
 
@@ -59,10 +59,22 @@ def _hidden(state) -> torch.Tensor:
     return state[0] if isinstance(state, tuple) else state
 
 
+def not_measured(family: str) -> str | None:
+    """Why a family has no gradient flow through time to measure, said plainly; None when it has one."""
+    spec = get_family(family)
+    if spec.recurrent:
+        return None
+    if not spec.carries_state:
+        return (f"{family} has no recurrent state: gradient flow through time measures dJ/dh_t along a carried "
+                f"state, and attention reaches every position of its window in one step instead; not measured")
+    return f"{family} has no time axis: its prediction depends on the current character only; not measured"
+
+
 def hidden_gradients(model: CharModel, tokens: torch.Tensor) -> list[torch.Tensor]:
     """dJ/dh_t for t = 1..T, each (sequences, layers * hidden); tokens (sequences, T + 1), J at the last step."""
-    if not get_family(model.family).recurrent:
-        raise ValueError(f"{model.family} has no time axis: its prediction depends on the current character only")
+    reason = not_measured(model.family)
+    if reason:
+        raise ValueError(reason)
     model.eval()
     inputs, target = tokens[:, :-1], tokens[:, -1]
     head_inputs: list[torch.Tensor] = []
@@ -113,12 +125,12 @@ def profile(model: CharModel, tokens: torch.Tensor, label: str, batch: int = 32)
 def checkpoint_profiles(path: Path, steps: int, count: int, seed: int) -> list[FlowProfile]:
     """[init, trained] profiles of a checkpoint on its own corpus's validation text (init: same seed)."""
     ckpt = load_checkpoint(path, "cpu")
-    if not get_family(ckpt.config.model).recurrent:
-        raise HarnessError(f"{path}: a {ckpt.config.model} has no time axis (it sees the current character only); nothing to "
-                           f"measure through time")
+    reason = not_measured(ckpt.config.model)
+    if reason:
+        raise HarnessError(f"{path}: {reason}")
     corpus = checkpoint_corpus(ckpt.meta)
     tokens = held_out_sequences(ckpt.vocab.encode(corpus.text[corpus.bounds[0]:corpus.bounds[1]]), steps, count, seed)
     c = ckpt.config
     torch.manual_seed(c.seed)
-    fresh = build_model(c.model, len(ckpt.vocab), c.embedding_dim, c.hidden_dim, c.layers, 0.0).double()
+    fresh = c.build(len(ckpt.vocab), dropout=0.0).double()
     return [profile(fresh, tokens, "init"), profile(ckpt.model.double(), tokens, "trained")]

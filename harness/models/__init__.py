@@ -1,17 +1,21 @@
 """What is trained: the model families behind one interface, and the registry that names them.
 
 Built-in families: `lstm`, `gru`, `rnn` (cuDNN-fused stacks), `residual_rnn` (a residual tanh
-RNN with a hand-written backward) and `mlp` (the bigram model). Add one with `register_family`
+RNN with a hand-written backward), `mlp` (the bigram model) and `gpt` (a decoder-only transformer,
+the one family that sees windows instead of carrying state). Add one with `register_family`
 (docs/model-families.md).
 """
 
 from harness.models._base import CharModel, Family, State, count_params, detach_state, recurrent_weights
 from harness.models._bigram import BigramMLP
+from harness.models._gpt import GPT, GPT_FAMILY, KVCache, gpt_attention_flops
 from harness.models._recurrent import FusedRecurrent
 from harness.models._registry import (
     BUILTIN,
     build_model,
+    carries_state,
     family_names,
+    family_options,
     flops_per_char,
     get_family,
     is_recurrent,
@@ -28,20 +32,26 @@ from harness.models._residual import (
 __all__ = [
     "BUILTIN",
     "RESIDUAL_LEAK",
+    "GPT",
+    "GPT_FAMILY",
     "BigramMLP",
     "CharModel",
     "Family",
     "FusedRecurrent",
+    "KVCache",
     "ResidualRNN",
     "ResidualRNNLayer",
     "ResidualScan",
     "State",
     "build_model",
+    "carries_state",
     "count_params",
     "detach_state",
     "family_names",
+    "family_options",
     "flops_per_char",
     "get_family",
+    "gpt_attention_flops",
     "is_recurrent",
     "recurrent_weights",
     "register_family",

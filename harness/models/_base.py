@@ -23,6 +23,11 @@ State = Any
 
 class CharModel(nn.Module):
     family: str
+    context: int | None = None  # the most characters it can see at once; None: unbounded (state is carried)
+
+    def initial_state(self, batch: int) -> State:
+        """The state a generation starts from: None for the recurrent families, a key/value cache for gpt."""
+        return None
 
     def forward(self, tokens: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
@@ -46,17 +51,25 @@ class CharModel(nn.Module):
 class Family:
     """A model family: its name, how to build it, and the weights a predicted character multiplies through.
 
-    `build(vocab_size, embedding_dim, hidden_dim, layers, dropout)` returns the model.
+    `build(vocab_size, embedding_dim, hidden_dim, layers, dropout, **options)` returns the model,
+    where `options` are the training settings named in `options` (e.g. gpt's heads and seq_len).
     `weights(vocab_size, embedding_dim, hidden_dim, layers)` counts the multiply-accumulate
     weights one character's forward pass touches (embedding lookups are free); MFU is computed
-    from it. `recurrent` is False for a family with no time axis (no gradient flows through time).
+    from it, plus `attention_flops(embedding_dim, layers, seq_len)` where the work per character
+    also grows with the context. `recurrent` is False for a family with no time axis (no gradient
+    flows through time). `carries_state` is False for a family that sees a bounded window and no
+    state between chunks: the trainer gives it random windows and AdamW with decay on matrices
+    only, and the held-out figure comes from sliding windows.
     """
 
     name: str
-    build: Callable[[int, int, int, int, float], CharModel]
+    build: Callable[..., CharModel]
     weights: Callable[[int, int, int, int], int]
     recurrent: bool = True
     description: str = ""
+    carries_state: bool = True
+    options: tuple[str, ...] = ()
+    attention_flops: Callable[[int, int, int], int] | None = None
 
 
 def recurrent_weights(gates: int, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int) -> int:

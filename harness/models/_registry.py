@@ -9,10 +9,11 @@ from __future__ import annotations
 from harness.common import HarnessError
 from harness.models._base import CharModel, Family
 from harness.models._bigram import MLP
+from harness.models._gpt import GPT_FAMILY
 from harness.models._recurrent import GRU, LSTM, RNN
 from harness.models._residual import RESIDUAL_RNN
 
-BUILTIN = (LSTM, GRU, RNN, RESIDUAL_RNN, MLP)
+BUILTIN = (LSTM, GRU, RNN, RESIDUAL_RNN, MLP, GPT_FAMILY)
 _REGISTRY: dict[str, Family] = {}
 
 
@@ -53,18 +54,38 @@ def is_recurrent(name: str) -> bool:
     return family.recurrent if family is not None else True
 
 
+def carries_state(name: str) -> bool:
+    """Whether a family carries state across chunks (False: it sees windows, e.g. gpt)."""
+    family = _builtins().get(name)
+    return family.carries_state if family is not None else True
+
+
+def family_options(family: str, settings: object) -> dict:
+    """The family's own settings (e.g. gpt's heads, seq_len) read from a TrainConfig or any object with them."""
+    return {name: getattr(settings, name) for name in get_family(family).options if hasattr(settings, name)}
+
+
 def build_model(family: str, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int,
-                dropout: float) -> CharModel:
-    model = get_family(family).build(vocab_size, embedding_dim, hidden_dim, layers, dropout)
+                dropout: float, **options) -> CharModel:
+    """A fresh model; `options` are the family's own settings (others are ignored, so callers can pass them all)."""
+    spec = get_family(family)
+    model = spec.build(vocab_size, embedding_dim, hidden_dim, layers, dropout,
+                       **{k: v for k, v in options.items() if k in spec.options})
     model.family = family
     return model
 
 
-def flops_per_char(family: str, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int) -> int:
-    """Training FLOPs per predicted character: 6 x the multiply-accumulate weights a step touches.
+def flops_per_char(family: str, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int,
+                   seq_len: int | None = None) -> int:
+    """Training FLOPs per predicted character: 6 x the multiply-accumulate weights a step touches, plus attention.
 
     The forward pass costs 2 FLOPs per weight of every matrix applied once per character; backward
-    costs twice the forward, hence 6. Elementwise work (gates, tanh, softmax) is left out, as in
-    the usual MFU convention, so the figure is a lower bound on the real work.
+    costs twice the forward, hence 6. A family whose work per character grows with its context
+    (gpt) adds its attention term for `seq_len` (harness.models._gpt: 12 L E T). Elementwise work
+    (gates, tanh, softmax, norms) is left out, as in the usual MFU convention.
     """
-    return 6 * get_family(family).weights(vocab_size, embedding_dim, hidden_dim, layers)
+    spec = get_family(family)
+    flops = 6 * spec.weights(vocab_size, embedding_dim, hidden_dim, layers)
+    if spec.attention_flops is not None and seq_len is not None:
+        flops += spec.attention_flops(embedding_dim, layers, seq_len)
+    return flops

@@ -15,8 +15,11 @@ from harness.common import HarnessError
 from harness.report._documents import write_documents
 from harness.report._families import (
     best_per_family,
+    budget_sentence,
     embeddings_figure,
+    family_by_budget,
     family_frontiers,
+    family_points,
     family_sentences,
     gradient_profiles,
 )
@@ -123,8 +126,13 @@ def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path, formats:
     if measured:
         figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
     table = best.drop(columns=["checkpoint"])
-    return {"title": "Architectures at equal device-seconds", "sentences": family_sentences(best, profiles),
-            "tables": [("", table)], "figures": ["families", "gradflow"]}
+    by_budget = family_by_budget(family_points(study, frame))
+    answer = budget_sentence(by_budget)
+    return {"title": "Architectures at equal device-seconds",
+            "sentences": ([answer] if answer else []) + family_sentences(best, profiles),
+            "tables": [("", table), ("Best held-out bpc within each budget, per family (the frontier read at "
+                                     "10/25/50/100% of a trial's device-seconds)", by_budget)],
+            "figures": ["families", "gradflow"]}
 
 
 def pareto_meaningful(spec: dict) -> bool:

@@ -16,9 +16,9 @@ import pandas as pd
 
 from harness.common import HarnessError, first_line
 from harness.diagnostics import checkpoint_profiles, embedding_matrix, project
-from harness.models import is_recurrent
+from harness.models import carries_state, is_recurrent
 from harness.report._figures import fig_embeddings
-from harness.report._frontier import eval_points, frontier
+from harness.report._frontier import best_for_budgets, default_budgets, eval_points, frontier
 from harness.training import load_checkpoint
 
 GRADFLOW_STEPS = 100
@@ -30,8 +30,7 @@ def family_frontiers(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
     points = eval_points(study)
     if points.empty or "model" not in frame:
         return pd.DataFrame(columns=["family", "device_seconds", "bpc", "trial"])
-    family_of = frame.set_index("number")["model"].to_dict()
-    points["family"] = points["trial"].map(family_of)
+    points = family_points(study, frame)
     parts = []
     for family, group in points.groupby("family"):
         f = frontier(group)
@@ -40,15 +39,65 @@ def family_frontiers(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def family_points(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every evaluation point of every trial, with its trial's family."""
+    points = eval_points(study)
+    family_of = frame.set_index("number")["model"].to_dict() if "model" in frame else {}
+    points["family"] = points["trial"].map(family_of)
+    return points
+
+
+def family_by_budget(points: pd.DataFrame, budgets: list[float] | None = None) -> pd.DataFrame:
+    """Which family, for the device-seconds one can spend: per budget, each family's best bpc within it and the winner.
+
+    A point at x device-seconds is what that trial had after x seconds of its own schedule, so a
+    small budget's figure is a long-budget run stopped early (not annealed): the frontier's honest
+    reading, the same for every family.
+    """
+    budgets = budgets or default_budgets(points)
+    rows = []
+    for budget in budgets:
+        row: dict = {"device-s": budget}
+        for family, group in points.groupby("family"):
+            found = best_for_budgets(group, [budget]).iloc[0]
+            row[f"{family} bpc"] = found["bpc"]
+            row[f"{family} trial"] = found["trial"]
+        scores = {k[:-4]: v for k, v in row.items() if k.endswith(" bpc") and v is not None and not pd.isna(v)}
+        ranked = sorted(scores.items(), key=lambda kv: kv[1])
+        row["winner"] = ranked[0][0] if ranked else None
+        row["margin bpc"] = ranked[1][1] - ranked[0][1] if len(ranked) > 1 else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def budget_sentence(table: pd.DataFrame) -> str | None:
+    """The answer in one sentence: who wins at the smallest and at the largest budget, and by how much."""
+    if table.empty or table["winner"].isna().all():
+        return None
+    parts = []
+    for _, row in table.iterrows():
+        if row["winner"] is None:
+            continue
+        margin = f" by {row['margin bpc']:.3f} bpc" if row["margin bpc"] is not None and not pd.isna(row["margin bpc"]) \
+            else ""
+        parts.append(f"{row['device-s']:g} s: {row['winner']}{margin}")
+    winners = set(table["winner"].dropna())
+    verdict = (f"{next(iter(winners))} wins at every budget" if len(winners) == 1
+               else "the winner depends on the budget")
+    return f"Which family, for the device-seconds you can spend: {verdict} ({'; '.join(parts)})."
+
+
 def best_per_family(frame: pd.DataFrame) -> pd.DataFrame:
     done = frame[(frame["state"] == "COMPLETE") & frame["model"].notna()]
     if done.empty:
         return pd.DataFrame()
     best = done.sort_values("best_bpc").groupby("model", sort=False).head(1)
     trials = done.groupby("model").size()
+    context = best.get("eval_context", None)
     return pd.DataFrame({"family": best["model"], "best trial": best["number"].astype(int),
                          "trials": best["model"].map(trials), "best bpc": best["best_bpc"],
-                         "device-s": best["device_seconds"], "checkpoint": best["checkpoint"]}).reset_index(drop=True)
+                         "device-s": best["device_seconds"], "held-out context": context,
+                         "checkpoint": best["checkpoint"]}).reset_index(drop=True)
 
 
 def gradient_profiles(best: pd.DataFrame) -> dict[str, list]:
@@ -74,7 +123,9 @@ def family_sentences(best: pd.DataFrame, profiles: dict) -> list[str]:
         text = (f"{row['family']}: #{i + 1} of {len(ranked)} at {row['best bpc']:.3f} bpc (trial #{row['best trial']}, "
                 f"best of {row['trials']} trials){gap}")
         found = profiles.get(row["family"])
-        if not is_recurrent(row["family"]):
+        if not carries_state(row["family"]):
+            text += "; it reads a window with no carried state, so gradient flow through time does not apply"
+        elif not is_recurrent(row["family"]):
             text += "; it sees one character, so its bpc is the bigram model's floor and no gradient flows in time"
         elif isinstance(found, list):
             init, trained = found

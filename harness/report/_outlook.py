@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from harness.common import HarnessError
 from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
 from harness.report._frontier import best_for_budgets, default_budgets, eval_points
-from harness.search import PLAN_ATTR, SPEC_ATTR, StudySpec, load_confirmation, open_results
+from harness.search import PLAN_ATTR, SPEC_ATTR, StudySpec, load_confirmation, open_results, top_per_family
 from harness.training import Budget
 
 MULTIPLES = (2.0, 4.0, 10.0)
@@ -289,8 +289,18 @@ class ConfirmationPlan:
 
 
 def confirmation_plan(spec: StudySpec, results_dir: Path, storage: str | None, top: int,
-                      budget: str | None) -> ConfirmationPlan:
-    """`budget` as written by the user: None (the study's), an absolute budget, or a multiple such as 4x."""
+                      budget: str | None, per_family: bool = False) -> ConfirmationPlan:
+    """`budget` as written by the user: None (the study's), an absolute budget, or a multiple such as 4x;
+    `per_family` adds the top `top` of every model family to the configurations."""
+    plan = _budget_plan(spec, results_dir, storage, top, budget)
+    if per_family:
+        family_top = top_per_family(open_results(results_dir, storage=storage)[1], top)
+        plan.sources = list(dict.fromkeys([*(plan.sources or []), *family_top]))
+    return plan
+
+
+def _budget_plan(spec: StudySpec, results_dir: Path, storage: str | None, top: int,
+                 budget: str | None) -> ConfirmationPlan:
     multiple = parse_multiple(budget)
     if multiple is None:
         return ConfirmationPlan(Budget.parse(budget) if budget else None)

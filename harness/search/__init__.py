@@ -17,6 +17,7 @@ from harness.search._confirm import (
     store_ranking,
     summarize,
     t975,
+    top_per_family,
     verdict,
 )
 from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repair_journal, torn_tail
@@ -24,15 +25,8 @@ from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
 from harness.search._results import open_results, study_spec_for
 from harness.search._resume import CHANGES_ATTR, SPEC_ATTR, check_resume
-from harness.search._spec import (
-    GenerateSpec,
-    Param,
-    StudySpec,
-    grid_size,
-    grid_values,
-    load_study,
-    parse_study,
-)
+from harness.search._space import Param, grid_size, grid_values
+from harness.search._spec import GenerateSpec, StudySpec, load_study, parse_study
 from harness.search._status import best_trial, describe_trial, retried_numbers, status_summary
 from harness.search._storage import (
     HEARTBEAT_ENV,
@@ -50,7 +44,6 @@ from harness.search._worker import run_worker
 __all__ = [
     "CHANGES_ATTR",
     "FAULTS_ENV",
-    "HEARTBEAT_ENV",
     "HEARTBEAT_ENV",
     "JOURNAL_NAME",
     "PLAN_ATTR",
@@ -92,6 +85,7 @@ __all__ = [
     "status_summary",
     "storage_of",
     "store_ranking",
+    "top_per_family",
     "study_spec_for",
     "summarize",
     "t975",

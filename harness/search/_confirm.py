@@ -73,6 +73,17 @@ def top_trials(source: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return sorted(complete, key=lambda t: t.values[0])[:k]
 
 
+def top_per_family(source: optuna.Study, k: int) -> list[int]:
+    """The top `k` trial numbers of each model family, best family first: a comparison of families confirms
+    each family's winners, not only the overall top K (which one family may fill)."""
+    chosen: dict[str, list[int]] = {}
+    for t in top_trials(source, len(source.get_trials(deepcopy=False))):
+        family = (t.user_attrs.get("config") or {}).get("model", "?")
+        if len(chosen.setdefault(family, [])) < k:
+            chosen[family].append(t.number)
+    return [n for numbers in chosen.values() for n in numbers]
+
+
 def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, seeds: int,
          sources: list[int] | None = None, forecast: dict | None = None) -> dict:
     """Enqueue configurations x seeds runs once; a later call with the same plan resumes it, another is refused.

@@ -6,14 +6,20 @@ Every mistake names the file, the key and what is allowed, and nothing starts. S
 
 from __future__ import annotations
 
-import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.common import HarnessError
 from harness.data import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, check_split
+from harness.search._space import (
+    Checker,
+    Param,
+    check_values,
+    grid_size,
+    read_settings,
+)
 from harness.training import PRECISION_MODES, Budget, GenerateSpec, TrainConfig, parse_duration
 
 if TYPE_CHECKING:
@@ -23,20 +29,6 @@ SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
 PRUNERS = ("hyperband", "median", "none")
 OBJECTIVES = ("bpc",)
 SECOND_OBJECTIVES = ("device_seconds", "energy_j")
-INT_PARAMS = {"embedding_dim", "hidden_dim", "layers", "seq_len", "batch_size", "seed"}
-FLOAT_PARAMS = {"dropout", "lr", "weight_decay", "beta1", "beta2", "grad_clip"}
-TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
-
-
-@dataclass
-class Param:
-    name: str
-    kind: str  # int | float | categorical
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: list | None = None
 
 
 @dataclass
@@ -58,7 +50,8 @@ class StudySpec:
     budget: Budget = field(default_factory=lambda: Budget("seconds", 60.0))
     evals: int = 8
     fixed: dict[str, Any] = field(default_factory=dict)
-    space: dict[str, Param] = field(default_factory=dict)
+    space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
+    family_fixed: dict[str, dict[str, Any]] = field(default_factory=dict)  # [fixed.<family>]
     generate: GenerateSpec = field(default_factory=GenerateSpec)
     question: str = ""
     notes: list[str] = field(default_factory=list)  # said at the start of a sweep, not errors
@@ -69,6 +62,24 @@ class StudySpec:
     def multi_objective(self) -> bool:
         return self.second_objective is not None
 
+    def families(self) -> list[str]:
+        """The model families the study's trials can train."""
+        p = self.space.get("model")
+        return list(p.choices) if p is not None else [self.fixed.get("model", TrainConfig().model)]
+
+    def values_for(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The training settings of a trial: [fixed], then its family's [fixed.<family>], then what was sampled."""
+        family = params.get("model", self.fixed.get("model", TrainConfig().model))
+        return {**self.fixed, **self.family_fixed.get(family, {}), **params}
+
+    def largest(self, name: str) -> int:
+        """The largest value any trial may use for a whole-number setting (a too-short corpus is refused early)."""
+        values = [v[name] for v in (self.fixed, *self.family_fixed.values()) if name in v]
+        for p in self.space.values():
+            if p.name == name:
+                values.append(max(p.choices) if p.kind == "categorical" else p.high)
+        return int(max(values) if values else getattr(TrainConfig(), name))
+
     def to_record(self, corpus: Corpus | None = None) -> dict[str, Any]:
         """Everything that defines the study, JSON-safe: what the study stores (`harness:spec`), what a
         resume compares (harness.search._resume), and what a worker process is started from."""
@@ -78,6 +89,7 @@ class StudySpec:
             "seed": self.seed, "sampler": self.sampler, "pruner": self.pruner, "objective": self.objective,
             "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
             "precision": self.precision, "fixed": dict(self.fixed), "space": {k: vars(p).copy() for k, p in self.space.items()},
+            "family_fixed": {k: dict(v) for k, v in self.family_fixed.items()},
             "question": self.question, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding,
             "device": self.device, "max_consecutive_failures": self.max_consecutive_failures,
             "generate": vars(self.generate).copy(), "confirm": self.confirm, "trials_subdir": self.trials_subdir,
@@ -98,8 +110,8 @@ class StudySpec:
                  if record.get(k) is not None}
         if record.get("timeout") is not None:
             study["timeout"] = f"{record['timeout']}s"
-        space = {}
-        for name, p in (record.get("space") or {}).items():
+        space: dict[str, Any] = {}
+        for p in (record.get("space") or {}).values():
             table = {"type": p["kind"]}
             if p["kind"] == "categorical":
                 table["choices"] = p["choices"]
@@ -109,47 +121,17 @@ class StudySpec:
                     table["log"] = True
                 if p.get("step") is not None:
                     table["step"] = p["step"]
-            space[name] = table
+            (space.setdefault(p["family"], {}) if p.get("family") else space)[p["name"]] = table
         generate = {k: v for k, v in (record.get("generate") or {"enabled": False}).items()
                     if k in vars(defaults.generate)}
         data = {"study": study, "budget": {"per_trial": record.get("budget", str(defaults.budget)),
                                            "evals": record.get("evals", defaults.evals)},
-                "fixed": record.get("fixed") or {}, "space": space, "generate": generate}
+                "fixed": {**(record.get("fixed") or {}), **(record.get("family_fixed") or {})}, "space": space,
+                "generate": generate}
         spec = parse_study(data, path)
         spec.confirm = bool(record.get("confirm", defaults.confirm))
         spec.trials_subdir = record.get("trials_subdir", defaults.trials_subdir)
         return spec
-
-
-class _Checker:
-    """Collects the file name into every message so each error says where to look."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, key: str, message: str) -> None:
-        raise HarnessError(f"{self.where}: {key}: {message}")
-
-    def keys(self, table: dict, section: str, allowed: set[str]) -> None:
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            self.fail(f"[{section}] {unknown[0]}", f"unknown key; allowed keys are {', '.join(sorted(allowed))}")
-
-    def typed(self, table: dict, section: str, key: str, types: tuple, what: str, default=None):
-        if key not in table:
-            return default
-        value = table[key]
-        if isinstance(value, bool) and bool not in types:
-            self.fail(f"[{section}] {key}", f"must be {what}, got {value!r}")
-        if not isinstance(value, types):
-            self.fail(f"[{section}] {key}", f"must be {what}, got {value!r}")
-        return value
-
-    def choice(self, table: dict, section: str, key: str, allowed: tuple, default):
-        value = self.typed(table, section, key, (str,), "a string", default)
-        if value is not None and value not in allowed:
-            self.fail(f"[{section}] {key}", f"{value!r} is not one of {', '.join(allowed)}")
-        return value
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -166,7 +148,7 @@ def load_study(path: str | Path) -> StudySpec:
 
 
 def parse_study(data: dict, path: Path | None = None) -> StudySpec:
-    c = _Checker(str(path) if path else "<study>")
+    c = Checker(str(path) if path else "<study>")
     c.keys(data, "top level", {"study", "budget", "fixed", "space", "generate"})
     study = data.get("study", {})
     if not isinstance(study, dict):
@@ -189,17 +171,12 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     options = CorpusOptions()
     _read_study_table(c, study, spec, options, split)
     _read_budget(c, data.get("budget", {}), spec)
-    fixed = data.get("fixed", {})
-    c.keys(fixed, "fixed", TRAIN_KEYS)
-    space = data.get("space", {})
-    c.keys(space, "space", TRAIN_KEYS)
-    for key in sorted(set(fixed) & set(space)):
-        c.fail(f"[space.{key}]", "is also set in [fixed]; a setting is either fixed or searched, not both")
-    spec.fixed = dict(fixed)
-    for key, table in space.items():
-        spec.space[key] = _parse_param(c, key, table)
+    read_settings(c, data.get("fixed", {}), data.get("space", {}), spec)
     if spec.sampler == "grid":
         for p in spec.space.values():
+            if p.family is not None:
+                c.fail(f"[space.{p.family}.{p.name}]", "the grid sampler needs one grid for every trial; per-family "
+                                                        "spaces need sampler = \"tpe\" or \"random\"")
             if p.kind == "float":
                 c.fail(f"[space.{p.name}]", "the grid sampler needs a finite grid: use type = \"categorical\" with "
                                             "choices, or an int range")
@@ -212,13 +189,13 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
         c.fail("[study] sampler", "cmaes handles one objective; use tpe or random with second_objective")
     if spec.sampler == "grid":  # a grid is done when every point has run once
         spec.trials = grid_size(spec) if "trials" not in study else min(spec.trials, grid_size(spec))
-    _check_values(c, spec)
+    check_values(c, spec)
 
     spec.generate = _read_generate(c, data.get("generate", {}))
     return spec
 
 
-def _read_study_table(c: _Checker, study: dict, spec: StudySpec, options: CorpusOptions, split: list) -> None:
+def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusOptions, split: list) -> None:
     """[study]: every key checked against its type and allowed values; the spec's own fields are the defaults."""
     d = spec
     spec.question = c.typed(study, "study", "question", (str,), "a string", d.question)
@@ -251,7 +228,7 @@ def _read_study_table(c: _Checker, study: dict, spec: StudySpec, options: Corpus
         c.fail("[study] max_consecutive_failures", "must be at least 1")
 
 
-def _read_budget(c: _Checker, budget: dict, spec: StudySpec) -> None:
+def _read_budget(c: Checker, budget: dict, spec: StudySpec) -> None:
     d = spec
     c.keys(budget, "budget", {"per_trial", "evals"})
     per_trial = c.typed(budget, "budget", "per_trial", (str,), "a budget such as 60s, 500k or 2ep", str(d.budget))
@@ -264,7 +241,7 @@ def _read_budget(c: _Checker, budget: dict, spec: StudySpec) -> None:
         c.fail("[budget] evals", "must be at least 1")
 
 
-def _read_generate(c: _Checker, gen: dict) -> GenerateSpec:
+def _read_generate(c: Checker, gen: dict) -> GenerateSpec:
     c.keys(gen, "generate", {"prompt", "temperatures", "length", "samples", "enabled"})
     g = GenerateSpec()
     g.prompt = c.typed(gen, "generate", "prompt", (str,), "a string", g.prompt)
@@ -280,86 +257,3 @@ def _read_generate(c: _Checker, gen: dict) -> GenerateSpec:
     if not g.prompt:
         c.fail("[generate] prompt", "must not be empty")
     return g
-
-
-def _parse_param(c: _Checker, key: str, table: Any) -> Param:
-    section = f"space.{key}"
-    if not isinstance(table, dict):
-        c.fail(f"[{section}]", "must be a table with type = \"int\" | \"float\" | \"categorical\"")
-    kind = table.get("type")
-    allowed = {"int": {"type", "low", "high", "log", "step"}, "float": {"type", "low", "high", "log", "step"},
-               "categorical": {"type", "choices"}}
-    if kind not in allowed:
-        c.fail(f"[{section}] type", f"must be \"int\", \"float\" or \"categorical\", got {kind!r}")
-    c.keys(table, section, allowed[kind])
-    if kind == "categorical":
-        choices = table.get("choices")
-        if not isinstance(choices, list) or not choices:
-            c.fail(f"[{section}] choices", "must be a non-empty list")
-        if len({repr(x) for x in choices}) != len(choices):
-            c.fail(f"[{section}] choices", f"has duplicates: {choices!r}")
-        return Param(key, kind, choices=list(choices))
-    if key in INT_PARAMS and kind != "int":
-        c.fail(f"[{section}] type", f"{key} is a whole number: use type = \"int\" or \"categorical\"")
-    if key not in INT_PARAMS | FLOAT_PARAMS:
-        c.fail(f"[{section}] type", f"{key} takes named values: use type = \"categorical\" with choices")
-    number = (int,) if kind == "int" else (int, float)
-    for bound in ("low", "high"):
-        if bound not in table:
-            c.fail(f"[{section}] {bound}", "is required")
-        if isinstance(table[bound], bool) or not isinstance(table[bound], number):
-            c.fail(f"[{section}] {bound}", f"must be {'a whole number' if kind == 'int' else 'a number'}, "
-                                           f"got {table[bound]!r}")
-    low, high = table["low"], table["high"]
-    if not low < high:
-        c.fail(f"[{section}]", f"low must be below high (got low = {low}, high = {high}); to fix a value, put it "
-                               f"in [fixed]")
-    log = table.get("log", False)
-    if not isinstance(log, bool):
-        c.fail(f"[{section}] log", f"must be true or false, got {log!r}")
-    if log and low <= 0:
-        c.fail(f"[{section}] low", f"a log-scale range must start above 0, got {low}")
-    step = table.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, number) or step <= 0):
-        c.fail(f"[{section}] step", f"must be a positive number, got {step!r}")
-    if step is not None and log:
-        c.fail(f"[{section}] step", "cannot be combined with log = true")
-    return Param(key, kind, low=low, high=high, log=log, step=step)
-
-
-def _check_values(c: _Checker, spec: StudySpec) -> None:
-    """Every corner of the space must be a valid training config, so no trial fails on a typo'd range."""
-    corners: list[dict] = [{}]
-    for p in spec.space.values():
-        values = p.choices if p.kind == "categorical" else [p.low, p.high]
-        corners = [dict(corner, **{p.name: v}) for corner in corners for v in values][:256]
-    for corner in corners:
-        values = {**spec.fixed, **corner}
-        bad_type = next((k for k, v in values.items() if k in INT_PARAMS and
-                         (isinstance(v, bool) or not isinstance(v, int))), None)
-        if bad_type:
-            where = f"[space.{bad_type}]" if bad_type in corner else f"[fixed] {bad_type}"
-            c.fail(where, f"must be a whole number, got {values[bad_type]!r}")
-        try:
-            TrainConfig(**values).validate()
-        except (HarnessError, TypeError) as e:
-            culprit = next((k for k in values if k in str(e)), None)
-            where = f"[space.{culprit}]" if culprit in corner else f"[fixed] {culprit}" if culprit else "[fixed]/[space]"
-            c.fail(where, str(e))
-    for key, value in spec.fixed.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            c.fail(f"[fixed] {key}", f"must be finite, got {value}")
-
-
-def grid_size(spec: StudySpec) -> int:
-    size = 1
-    for p in spec.space.values():
-        size *= len(p.choices) if p.kind == "categorical" else len(grid_values(p))
-    return size
-
-
-def grid_values(p: Param) -> list:
-    if p.kind == "categorical":
-        return list(p.choices)
-    step = int(p.step or 1)
-    return list(range(int(p.low), int(p.high) + 1, step))

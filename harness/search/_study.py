@@ -11,7 +11,8 @@ from harness.data import Corpus
 from harness.search._options import SweepOptions
 from harness.search._optuna import quiet
 from harness.search._resume import CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume
-from harness.search._spec import StudySpec, grid_values
+from harness.search._space import grid_values
+from harness.search._spec import StudySpec
 from harness.search._storage import open_storage
 
 
@@ -40,7 +41,7 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
-        return AskTellGridSampler({p.name: grid_values(p) for p in spec.space.values()}, seed=seed)
+        return AskTellGridSampler({p.optuna_name: grid_values(p) for p in spec.space.values()}, seed=seed)
     if spec.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     try:

@@ -23,7 +23,7 @@ from harness.data import load_corpus
 from harness.search._options import SweepOptions, SweepOutcome, combine
 from harness.search._spec import StudySpec
 from harness.search._study import open_study
-from harness.search._worker import largest, run_worker, worker_main
+from harness.search._worker import run_worker, worker_main
 
 
 def run_sweep(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
@@ -36,7 +36,7 @@ def run_sweep(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
 
 def _run_workers(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     corpus = load_corpus(spec.corpus, spec.corpus_options)  # refuse a bad corpus before any worker starts
-    corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
+    corpus.check_fits(spec.largest("seq_len"), spec.largest("batch_size"))
     open_study(spec, options, corpus=corpus)  # create (or check) it once, so workers do not race to
     del corpus
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -45,14 +45,20 @@ FAULTS_ENV = "HARNESS_INJECT_FAULTS"  # e.g. "oom@1,nan@3,error@4": fault inject
 
 
 def suggest(trial: Trial, spec: StudySpec) -> dict:
-    params = {}
-    for p in spec.space.values():
+    """The trial's sampled settings by their config names: the family first, then the shared space, then the
+    family's own ([space.<family>.<key>], sampled under the Optuna name "<family>.<key>")."""
+    params: dict = {}
+    order = sorted(spec.space.values(), key=lambda p: (p.name != "model", p.family is not None))
+    for p in order:
+        if p.family is not None and p.family != params.get("model", spec.fixed.get("model")):
+            continue
+        name = p.optuna_name
         if p.kind == "categorical":
-            params[p.name] = trial.suggest_categorical(p.name, p.choices)
+            params[p.name] = trial.suggest_categorical(name, p.choices)
         elif p.kind == "int":
-            params[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+            params[p.name] = trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
         else:
-            params[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+            params[p.name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
     return params
 
 
@@ -80,7 +86,7 @@ class TrialRunner:
         self.timings: dict[str, float] = {}  # where the current trial's wall time went (user attr "timings")
 
     def config_for(self, params: dict, trial: Trial | None = None) -> TrainConfig:
-        values = {**self.spec.fixed, **params}
+        values = self.spec.values_for(params)
         if trial is not None and "seed" in trial.user_attrs:  # a confirmation run: a fresh seed per run
             values["seed"] = trial.user_attrs["seed"]
         return TrainConfig.from_dict(values).validate()

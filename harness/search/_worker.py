@@ -31,7 +31,7 @@ from harness.search._status import describe_trial, planned_count, retried_number
 from harness.search._storage import RetryTrial, trial_slot_lock
 from harness.search._study import open_study
 from harness.search._trial import TrialRunner, parse_faults
-from harness.training import TrainConfig, resolve_precision
+from harness.training import resolve_precision
 
 CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul ran, measured before the first trial
 
@@ -41,7 +41,7 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     faults = parse_faults()
     device = resolve_device(options.device if options.device != "auto" else spec.device)
     corpus = load_corpus(spec.corpus, spec.corpus_options)
-    corpus.check_fits(largest(spec, "seq_len"), largest(spec, "batch_size"))
+    corpus.check_fits(spec.largest("seq_len"), spec.largest("batch_size"))
     if spec.second_objective == "energy_j":
         check_energy(Telemetry(device), device)
     index = options.worker_index or 0
@@ -161,10 +161,8 @@ def check_energy(telemetry: Telemetry, device: torch.device) -> None:
 def check_precision(spec: StudySpec, device: torch.device, vocab_size: int) -> set[str]:
     """Refuse a precision the device cannot honour before the first trial, not as a failure of every trial;
     the modes the study's families will train in."""
-    p = spec.space.get("model")
-    families = p.choices if p is not None and p.kind == "categorical" else [spec.fixed.get("model", TrainConfig().model)]
     return {resolve_precision(spec.precision, build_model(family, vocab_size, 8, 8, 1, 0.0).to(device), device).mode
-            for family in families}
+            for family in spec.families()}
 
 
 def measure_ceilings(study: optuna.Study, spec: StudySpec, options: SweepOptions, device: torch.device,
@@ -222,9 +220,3 @@ def mark_interrupted(study: optuna.Study, trial: Trial, how: str) -> int | None:
         return before
 
 
-def largest(spec: StudySpec, name: str) -> int:
-    """The largest value a trial may use, so a too-short corpus is refused before the first trial."""
-    p = spec.space.get(name)
-    if p is None:
-        return int(spec.fixed.get(name, getattr(TrainConfig(), name)))
-    return int(max(p.choices) if p.kind == "categorical" else p.high)

@@ -13,7 +13,7 @@ import torch
 
 from harness.common import HarnessError, first_line, write_atomic
 from harness.data import Vocab
-from harness.models import CharModel, build_model
+from harness.models import CharModel
 from harness.training._config import TrainConfig
 
 FORMAT = "harness-checkpoint-v1"
@@ -63,8 +63,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     try:
         config = TrainConfig.from_dict(payload["config"])
         vocab = Vocab(payload["vocab"])
-        model = build_model(config.model, len(vocab), config.embedding_dim, config.hidden_dim, config.layers,
-                            config.dropout)
+        model = config.build(len(vocab))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError, HarnessError) as e:
         raise HarnessError(f"{path}: a damaged harness checkpoint ({first_line(e)}); retrain or use another") from None

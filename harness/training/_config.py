@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from harness.common import HarnessError
-from harness.models import get_family
+from harness.models import CharModel, build_model, family_options, flops_per_char, get_family
 
 LR_SCHEDULES = ("constant", "wsd", "cosine", "linear")
 
@@ -24,6 +24,8 @@ class TrainConfig:
     hidden_dim: int = 256
     layers: int = 2
     dropout: float = 0.3
+    heads: int = 4  # gpt only: attention heads (embedding_dim must divide by it)
+    tie_embeddings: bool = True  # gpt only: the output layer is the token embedding
     # the data it sees per step
     seq_len: int = 50
     batch_size: int = 32
@@ -41,11 +43,14 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Reject impossible values with the name of the setting, before any work starts."""
-        get_family(self.model)  # an unknown family names the registered ones
-        for name in ("embedding_dim", "hidden_dim", "layers", "seq_len", "batch_size"):
+        family = get_family(self.model)  # an unknown family names the registered ones
+        for name in ("embedding_dim", "hidden_dim", "layers", "seq_len", "batch_size", "heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HarnessError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if "heads" in family.options and self.embedding_dim % self.heads:
+            raise HarnessError(f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}: {self.model}'s "
+                               f"width is split evenly over its attention heads; pick heads that divide it")
         if not 0.0 <= self.dropout < 1.0:
             raise HarnessError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -92,6 +97,14 @@ class TrainConfig:
             progress = (fraction - self.lr_warmup) / (1.0 - self.lr_warmup)
         shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if self.lr_schedule == "cosine" else 1.0 - progress
         return self.lr_min_ratio + (1.0 - self.lr_min_ratio) * shape
+
+    def build(self, vocab_size: int, dropout: float | None = None) -> CharModel:
+        """A fresh model of this configuration (the family's own settings, e.g. gpt's heads, included)."""
+        return build_model(self.model, vocab_size, self.embedding_dim, self.hidden_dim, self.layers,
+                           self.dropout if dropout is None else dropout, **family_options(self.model, self))
+
+    def flops_per_char(self, vocab_size: int) -> int:
+        return flops_per_char(self.model, vocab_size, self.embedding_dim, self.hidden_dim, self.layers, self.seq_len)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -4,6 +4,14 @@ The course code re-ran the model over the last seq_len characters for every new 
 (seq_len times the work, and a context cut at seq_len); here the prompt is read once and each
 new character costs one recurrent step. All samples of all temperatures are one batch.
 Temperature 0 is greedy decoding; top-k and top-p (nucleus) filtering apply after temperature.
+
+A windowed family (gpt) keeps a key/value cache instead of a recurrent state: the prompt is read
+once and each new character attends to the cache (one position of work, not a pass over the
+window; scripts/bench.py, "gpt generation", measures the difference). Its context is bounded, so a
+prompt longer than it is cropped to its last `context` characters (said in `Samples.cropped`), and
+when the cache is full the last context/2 characters are read again into a fresh one: every
+character is generated with between context/2 and context characters before it, as in its
+held-out evaluation.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ class Samples:
     temperature: float
     prompt: str
     texts: list[str]  # the continuations, without the prompt
+    cropped: int = 0  # characters cut from the prompt's start to fit the model's context
 
 
 def encode_prompt(prompt: str, vocab: Vocab, unknown: str = "error") -> torch.Tensor:
@@ -109,7 +118,10 @@ def sample_batch(model: CharModel, vocab: Vocab, prompt: str, length: int, tempe
     greedy = temps[:, 0] == 0
     safe_temps = torch.where(temps == 0, torch.ones_like(temps), temps)
     tokens = encode_prompt(prompt, vocab, unknown).to(device).unsqueeze(0).expand(rows, -1)
-    logits, state = model(tokens, None)
+    context = model.context
+    cropped = max(0, tokens.shape[1] - context) if context is not None else 0
+    tokens = tokens[:, cropped:]
+    logits, state = model(tokens, model.initial_state(rows))
     logits = logits[:, -1].float()
     out = torch.empty(rows, length, dtype=torch.long, device=device)
     for i in range(length):
@@ -117,10 +129,14 @@ def sample_batch(model: CharModel, vocab: Vocab, prompt: str, length: int, tempe
         nxt = torch.where(greedy, logits.argmax(dim=-1), draw(probs.double(), uniforms[:, i]))
         out[:, i] = nxt
         if i + 1 < length:
-            logits, state = model(nxt.unsqueeze(1), state)
+            if context is not None and state.length >= context:  # the cache is full: re-read the last context/2
+                recent = torch.cat([tokens, out[:, : i + 1]], dim=1)[:, -max(1, context // 2):]
+                logits, state = model(recent, model.initial_state(rows))
+            else:
+                logits, state = model(nxt.unsqueeze(1), state)
             logits = logits[:, -1].float()
     rows_text = [vocab.decode(row).replace(UNK, "?") for row in out.cpu()]
-    return [Samples(t, prompt, rows_text[k * samples : (k + 1) * samples]) for k, t in enumerate(temperatures)]
+    return [Samples(t, prompt, rows_text[k * samples : (k + 1) * samples], cropped) for k, t in enumerate(temperatures)]
 
 
 def sample(model: CharModel, vocab: Vocab, prompt: str, length: int, temperature: float, samples: int = 1,
@@ -142,10 +158,12 @@ def generate_and_score(model: CharModel, vocab: Vocab, prompt: str, length: int,
                        samples: int, seed: int | None, reference: Reference | None = None, **options) -> dict:
     """Samples and their metrics per temperature, as the CLI prints them and the sweep stores them."""
     groups = sample_temperatures(model, vocab, prompt, length, temperatures, samples, seed, **options)
+    cropped = groups[0].cropped if groups else 0
     return {
         "prompt": prompt,
         "length": length,
         "seed": seed,
+        "prompt_cropped": cropped,
         "temperatures": [
             {"temperature": g.temperature, "samples": g.texts, "metrics": sample_metrics(g.texts, reference)}
             for g in groups

@@ -58,7 +58,7 @@ steps                 number  t   optimizer steps
 train_chars           number  t   predicted training characters
 params                number  tc  model parameters
 vocab_size            number  tc  vocabulary size, the unknown symbol included
-flops_per_char        number  t   training FLOPs per character (6 x weights touched)
+flops_per_char        number  t   training FLOPs per character (6 x weights touched, + attention)
 achieved_tflops       number  t   model TFLOP/s while training
 peak_mem_bytes        number  tc  this process's peak memory (source in peak_mem_source)
 device                text    t   the torch device
@@ -68,6 +68,7 @@ config                object  -   the full training configuration
 curve                 object  -   every evaluation point
 fingerprint           object  t   software and hardware the run was measured on
 precision             object  t   the precision used, part by part, and why
+eval_context          text    tc  the context each held-out character had: carried state or sliding windows
 """)
 
 TELEMETRY_FIELDS = _table("""  # cost_summary() keys a trial stores

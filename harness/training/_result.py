@@ -79,6 +79,7 @@ class TrainResult:
     curve: list[EvalPoint] = field(default_factory=list)
     fingerprint: dict = field(default_factory=dict)
     precision: dict = field(default_factory=dict)
+    eval_context: str | None = None
 
     @property
     def device_seconds(self) -> float:
@@ -131,4 +132,5 @@ class TrainResult:
             "curve": [p.to_dict() for p in self.curve],
             "fingerprint": self.fingerprint,
             "precision": self.precision,
+            "eval_context": self.eval_context,
         }
