@@ -85,7 +85,7 @@ def build_report(study: optuna.Study | str | Path, out: str | Path | None = None
         return _build_report(study, Path(out), list(formats), top)
     results_dir, opened = open_results(study)
     target = Path(out) if out is not None else results_dir / "report"
-    return _build_report(opened, target, list(formats), top)
+    return _build_report(opened, target, list(formats), top, results_dir)
 
 
 def confirm(study: StudySpec | str | Path, results: str | Path | None = None, *, top: int = 3, seeds: int = 3,

@@ -183,7 +183,7 @@ def test_a_study_compares_lstm_and_gpt_each_in_its_own_space(small_text_file, tm
         "budget": {"per_trial": "12k", "evals": 3},
         "fixed": {"seq_len": 32, "batch_size": 8, "dropout": 0.0, "layers": 1,
                   "gpt": {"lr_schedule": "cosine", "lr_warmup": 0.1, "hidden_dim": 64}},
-        "space": {"model": {"type": "categorical", "choices": ["lstm", "gpt"]},
+        "space": {"model": {"type": "categorical", "choices": ["lstm", "gpt"], "balanced": True},
                   "lr": {"type": "float", "low": 2e-3, "high": 1e-2, "log": True},
                   "lstm": {"hidden_dim": {"type": "categorical", "choices": [32, 48]}},
                   "gpt": {"heads": {"type": "categorical", "choices": [2, 4]},
@@ -192,8 +192,8 @@ def test_a_study_compares_lstm_and_gpt_each_in_its_own_space(small_text_file, tm
     })
     assert harness.run_sweep(spec).stop == "planned"
     study = harness.load_results("results/versus")
-    families = {t.user_attrs["config"]["model"] for t in study.trials}
-    assert families == {"lstm", "gpt"}, "seed 2 samples both families in 4 trials"
+    families = sorted(t.user_attrs["config"]["model"] for t in study.trials)
+    assert families == ["gpt", "gpt", "lstm", "lstm"], "balanced: each family gets half the trials"
     for t in study.trials:
         config, params = t.user_attrs["config"], t.params
         assert t.state.name == "COMPLETE"
@@ -210,3 +210,48 @@ def test_a_study_compares_lstm_and_gpt_each_in_its_own_space(small_text_file, tm
     assert "Which family, for the device-seconds you can spend" in html
     assert "gpt bpc" in html and "lstm bpc" in html and "sliding windows of 32" in html
     assert "gradient flow through time does not apply" in html
+
+
+def test_resume_compares_each_familys_settings_and_older_records_still_resume():
+    from harness.search._resume import check_resume
+
+    data = {"study": {"name": "r", "sampler": "random"}, "fixed": {"gpt": {"lr_schedule": "cosine"}},
+            "space": {"model": {"type": "categorical", "choices": ["lstm", "gpt"], "balanced": True},
+                      "gpt": {"heads": {"type": "categorical", "choices": [1, 2]}}}}
+    before = parse_study(data).to_record()
+    changed = {**data, "fixed": {"gpt": {"lr_schedule": "wsd"}}}
+    refusals, _ = check_resume(before, parse_study(changed).to_record())
+    assert refusals == ["[fixed.gpt] lr_schedule: 'cosine' -> 'wsd'"]
+    unbalanced = {**data, "space": {**data["space"], "model": {"type": "categorical", "choices": ["lstm", "gpt"]}}}
+    assert check_resume(before, parse_study(unbalanced).to_record())[0] == [
+        "[space.model]: {'name': 'model', 'kind': 'categorical', 'log': False, 'choices': ['lstm', 'gpt'], "
+        "'balanced': True} -> {'name': 'model', 'kind': 'categorical', 'log': False, 'choices': ['lstm', 'gpt']}"]
+    plain = {"study": {"name": "r"}, "space": {"model": {"type": "categorical", "choices": ["lstm", "gru"]}}}
+    old = parse_study(plain).to_record()  # a record of the previous release has neither family nor balanced
+    for param in old["space"].values():
+        param.pop("balanced"), param.pop("family")
+    old.pop("family_fixed")
+    assert check_resume(old, parse_study(plain).to_record())[0] == []
+
+
+def test_confirm_refuses_a_study_without_a_test_split(tmp_path, small_text_file):
+    from harness.search import SweepOptions, run_confirm
+
+    spec = parse_study({"study": {"name": "nt", "corpus": str(small_text_file), "split": [0.9, 0.1, 0.0]}})
+    with pytest.raises(HarnessError, match=r"has no test split \(split \[0.9, 0.1, 0.0\]\)"):
+        run_confirm(spec, SweepOptions(results_dir=tmp_path), top=1, seeds=1)
+
+
+def test_which_family_per_budget_reads_each_familys_frontier():
+    import pandas as pd
+
+    from harness.report._families import budget_sentence, family_by_budget
+
+    points = pd.DataFrame({"trial": [1, 1, 2, 2, 3], "state": ["COMPLETE"] * 5, "eval": [1, 2, 1, 2, 1],
+                           "device_seconds": [5.0, 10.0, 5.0, 10.0, 10.0], "bpc": [3.0, 2.0, 2.5, 2.2, 2.1],
+                           "family": ["lstm", "lstm", "gpt", "gpt", "gpt"]})
+    table = family_by_budget(points, [1.0, 5.0, 10.0])
+    assert table["winner"].tolist()[1:] == ["gpt", "lstm"] and pd.isna(table["winner"][0])
+    assert table["gpt trial"].tolist()[1:] == [2, 3] and table["margin bpc"][2] == pytest.approx(0.1)
+    assert budget_sentence(table) == ("Which family, for the device-seconds you can spend: the winner depends on the "
+                                      "budget (5 s: gpt by 0.500 bpc; 10 s: lstm by 0.100 bpc).")

@@ -17,7 +17,7 @@ from harness.search import _optuna as private
 from harness.search import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent / "harness"
-PRIVATE_ATTRS = {"_storage", "_study_id", "_trial_id", "_lock", "_file_path"}
+PRIVATE_ATTRS = {"_storage", "_study_id", "_trial_id", "_lock", "_file_path", "_rng", "_random_sampler"}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
@@ -41,6 +41,23 @@ def test_optuna_private_api_is_used_in_one_module_only():
 
 
 # One test per private name harness.search._optuna relies on: an Optuna upgrade that moves one fails here.
+
+def test_private_sampler_streams_reseed_the_draws():
+    """Two samplers seeded alike draw alike; reseeded with different trial numbers they draw apart, and a reseed
+    with the same number draws the same again (TPE's startup draws come from its random sampler)."""
+    import optuna
+
+    from harness.search._optuna import reseed
+
+    def draw(sampler, number):
+        study = optuna.create_study(sampler=sampler)
+        trial = study.ask()
+        assert reseed(study.sampler, number)
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    for make in (lambda: optuna.samplers.TPESampler(seed=0), lambda: optuna.samplers.RandomSampler(seed=0)):
+        assert draw(make(), 1) == draw(make(), 1) != draw(make(), 2)
+    assert not reseed(optuna.samplers.GridSampler({"x": [0.0]}), 1)
 
 def test_private_base_heartbeat_is_the_interface_our_storage_implements(tmp_path):
     storage = open_storage(tmp_path)

@@ -269,6 +269,20 @@ def test_quick_drill_keeps_every_invariant(tmp_path):
     assert proc.stdout.count("  PASS  ") == 10 and "  FAIL  " not in proc.stdout
 
 
+def test_quick_load_drill_keeps_the_plan_under_kills_and_times_the_storage(tmp_path):
+    """Many workers in miniature (scripts/load_drill.py --quick): 4 restarted workers, SIGKILLs and SIGTERMs, 32
+    trials on the journal; every invariant holds and ask/tell/heartbeat latencies come out of the workers' logs."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "scripts" / "load_drill.py"), "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("  PASS  ") == 6 and "  FAIL  " not in proc.stdout
+    assert "counted trials == planned (32 of 32)" in proc.stdout
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[-3:]}
+    assert set(rows) == {"ask", "tell", "heartbeat"} and all(float(v) > 0 for r in rows.values() for v in r[2:])
+    signals = int(proc.stdout.split(" signals (")[0].rsplit(" ", 1)[1])
+    assert 1 <= signals <= 3, proc.stdout  # the quick drill sends max(2, 32 // 10), unless the plan is reached first
+
+
 def test_machine_read_output_has_no_nan_and_numeric_columns_stay_numeric():
     import pandas as pd
 

@@ -100,3 +100,60 @@ def test_the_postgres_scheme_means_psycopg3():
     assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert database_url("postgres://u@h:5433/db") == "postgresql+psycopg://u@h:5433/db"
     assert database_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"  # an explicit choice stays
+
+
+def _harness(*args: str, host: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HARNESS_HOST=host)
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def test_two_hosts_share_one_study_and_each_reports_it_whole(tmp_path, small_text_file, postgres_url):
+    """Host A and host B: two results directories, one PostgreSQL study. B's status and report are complete from
+    the storage and name what only A's disk holds; commands given A's trial say where its checkpoint is; after an
+    rsync of A's trials/ into B's results directory, the report finds everything."""
+    study_file = str(write_study(tmp_path / "two.toml", small_text_file, name="two", trials=4, pruner="none"))
+    a, b = tmp_path / "host-a" / "results", tmp_path / "host-b" / "results"
+    db = ["--storage", postgres_url]
+    for host, results, trials in (("host-a", a, "2"), ("host-b", b, "4")):
+        proc = _harness("sweep", study_file, "--results", str(results), "--trials", trials, *db, host=host)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load(b, "two", postgres_url)
+    ran_on = {t.number: t.user_attrs["host"] for t in study.trials}
+    assert sorted(ran_on.values()) == ["host-a", "host-a", "host-b", "host-b"]
+    assert {t.user_attrs["results_dir"] for t in study.trials} == {str(a.resolve()), str(b.resolve())}
+    on_a = min(n for n, h in ran_on.items() if h == "host-a")
+    away = tmp_path / "elsewhere"
+    (tmp_path / "host-a").rename(away)  # host A's disk is not this machine's
+
+    status = _harness("status", study_file, "--results", str(b), *db, host="host-b")
+    assert status.returncode == 0 and "4 complete" in status.stdout
+    assert "ran on: host-a (2 trials), host-b (2 trials)" in status.stdout
+    report = _harness("report", study_file, "--results", str(b), "--format", "png", *db, host="host-b")
+    assert report.returncode == 0, report.stderr[-3000:]
+    md = (b / "report" / "report.md").read_text()
+    section = md.split("## Files on other machines")[1]
+    assert "built on host-b" in section and "host-a (2 trials), host-b (2 trials)" in section
+    assert f"{a.resolve()}/trials/{on_a:04d}/best.pt" in section
+    assert f"rsync -a host-a:{a.resolve()}/trials/ {b}/trials/" in section
+    import pandas as pd
+
+    table = pd.read_csv(b / "report" / "trials.csv")
+    assert table["val_bpc"].notna().sum() == 4 and table["host"].tolist().count("host-a") == 2  # numbers: complete
+
+    for command in (["generate", "--length", "5"], ["evaluate"], ["embeddings"], ["gradflow", "--steps", "5"]):
+        proc = _harness(command[0], study_file, "--trial", str(on_a), "--results", str(b), *db, *command[1:],
+                        host="host-b")
+        assert proc.returncode == 2, (command, proc.stderr)
+        line = f"harness: error: trial #{on_a}'s checkpoint is on host-a at {a.resolve()}/trials/{on_a:04d}/best.pt"
+        assert proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
+    confirm = _harness("confirm", study_file, "--results", str(b), "--top", "1", "--seeds", "1", *db, host="host-b")
+    assert confirm.returncode == 0, confirm.stderr[-3000:]  # retrains from the storage: no file of A's needed
+
+    shutil.copytree(away / "results" / "trials", b / "trials", dirs_exist_ok=True)  # the README's rsync
+    generated = _harness("generate", study_file, "--trial", str(on_a), "--results", str(b), *db, "--length", "5",
+                         host="host-b")
+    assert generated.returncode == 0, generated.stderr
+    report = _harness("report", study_file, "--results", str(b), "--format", "png", *db, host="host-b")
+    assert report.returncode == 0 and "Files on other machines" not in (b / "report" / "report.md").read_text()
+    assert (b / "report" / "embeddings.png").exists()

@@ -11,12 +11,34 @@ from harness.measure import resolve_device
 from harness.training import GenerateSpec
 
 GENERATE = GenerateSpec()  # the defaults a study's [generate] uses too
+CHECKPOINT_HELP = "a checkpoint (best.pt); with --trial N, the study file or results directory of trial N"
+
+
+def add_trial_args(parser: argparse.ArgumentParser) -> None:
+    """--trial N (with --results/--storage): name a study's trial instead of a checkpoint path."""
+    group = parser.add_argument_group("a trial of a study instead of a checkpoint path")
+    group.add_argument("--trial", type=int, default=None, help="use this trial's best checkpoint")
+    group.add_argument("--results", type=Path, default=None, help="results directory, if the sweep used --results")
+    group.add_argument("--storage", default=None, help="the storage URL the sweep used (postgresql://...)")
+
+
+def checkpoint_path(target: Path, args: argparse.Namespace) -> Path:
+    """The checkpoint to read: `target` itself, or trial --trial's on this machine (else one line on where it is)."""
+    if getattr(args, "trial", None) is None:
+        return target
+    from harness.search import open_results, trial_checkpoint
+
+    results_dir, study = open_results(target, args.results, args.storage)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if args.trial not in trials:
+        raise HarnessError(f"study {study.study_name!r} has no trial #{args.trial} (it has {len(trials)} trials)")
+    return trial_checkpoint(trials[args.trial], results_dir)
 
 
 def add_generate_parsers(sub) -> None:
     p = sub.add_parser("generate", help="sample text from a checkpoint and score it",
                        description="Sample from a checkpoint at one or more temperatures; print samples and metrics.")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--prompt", default="the ")
     p.add_argument("--temperature", type=float, nargs="+", default=[0.5, 1.0, 1.5],
                    help="one or more temperatures; 0 is greedy (default 0.5 1.0 1.5)")
@@ -31,15 +53,17 @@ def add_generate_parsers(sub) -> None:
                    help="training text for real-word share and novelty (default: the checkpoint's corpus)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_trial_args(p)
     p.set_defaults(handler=cmd_generate)
 
     e = sub.add_parser("evaluate", help="held-out loss, bits per character and perplexity of a checkpoint",
                        description="Evaluate a checkpoint on the test split of its corpus (or of --corpus).")
-    e.add_argument("checkpoint", type=Path)
+    e.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     e.add_argument("--corpus", default=None, help="corpus spec (default: the checkpoint's corpus)")
     e.add_argument("--split", default="test", choices=("test", "val"))
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
+    add_trial_args(e)
     e.set_defaults(handler=cmd_evaluate)
 
 
@@ -51,7 +75,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise HarnessError("--length and --samples must be at least 1")
     if any(t < 0 for t in args.temperature):
         raise HarnessError(f"temperatures must be >= 0, got {args.temperature}")
-    ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    ckpt = load_checkpoint(checkpoint_path(args.checkpoint, args), resolve_device(args.device))
     if (ckpt.meta.get("corpus") or {}).get("lowercase", True):
         args.prompt = args.prompt.lower()  # the model only ever saw lower-case text
     reference = None
@@ -89,7 +113,7 @@ def _cell(value) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness.training import checkpoint_corpus, evaluate_checkpoint, load_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    ckpt = load_checkpoint(checkpoint_path(args.checkpoint, args), resolve_device(args.device))
     result = evaluate_checkpoint(ckpt, checkpoint_corpus(ckpt.meta, args.corpus), args.split)
     if args.json:
         print(dumps(result))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from harness.cli._checkpoints import CHECKPOINT_HELP, add_trial_args, checkpoint_path
 from harness.common import HarnessError, dumps
 from harness.models import family_names
 
@@ -26,16 +27,18 @@ def add_course_parsers(sub) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", type=Path, default=Path("gradflow.png"), help="figure path (default gradflow.png)")
     g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_trial_args(g)
     g.set_defaults(handler=cmd_gradflow)
 
     e = sub.add_parser("embeddings", help="the learned character vectors: a 2-D PCA map and nearest neighbours",
                        description="Project a checkpoint's character embeddings to 2-D (PCA) and list the nearest "
                                    "neighbours (cosine) of vowels, digits and capitals.")
-    e.add_argument("checkpoint", type=Path)
+    e.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     e.add_argument("--chars", default=None, help="characters whose neighbours to list (default: vowels, digits, ...)")
     e.add_argument("--neighbours", type=int, default=5)
     e.add_argument("--out", type=Path, default=Path("embeddings.png"), help="figure path (default embeddings.png)")
     e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_trial_args(e)
     e.set_defaults(handler=cmd_embeddings)
 
 
@@ -50,8 +53,10 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     if args.steps < 2 or args.sequences < 1:
         raise HarnessError("--steps must be at least 2 and --sequences at least 1")
     profiles, notes = [], []
+    if args.trial is not None and len(args.checkpoint) != 1:
+        raise HarnessError("with --trial N give one study file or results directory, not checkpoints")
     for path in args.checkpoint:
-        profiles += checkpoint_profiles(path, args.steps, args.sequences, args.seed)
+        profiles += checkpoint_profiles(checkpoint_path(path, args), args.steps, args.sequences, args.seed)
     if args.model:
         corpus = load_corpus(args.corpus or DEFAULT_SPEC, CorpusOptions())
         tokens = held_out_sequences(corpus.val, args.steps, args.sequences, args.seed)
@@ -86,7 +91,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     from harness.report import fig_embeddings
     from harness.training import load_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint, "cpu")
+    ckpt = load_checkpoint(checkpoint_path(args.checkpoint, args), "cpu")
     chars = list(ckpt.vocab.chars)
     vectors = embedding_matrix(ckpt.model)
     proj = project(vectors, chars)

@@ -57,6 +57,8 @@ def add_confirm_parser(sub) -> None:
                                    "like a sweep.")
     add_study_target(c)
     c.add_argument("--top", type=int, default=3, help="configurations to confirm, best first (default 3)")
+    c.add_argument("--corpus", default=None,
+                   help="corpus spec instead of the study file's (the local copy the sweep was given)")
     c.add_argument("--per-family", action="store_true",
                    help="confirm the top configurations of every model family (a study comparing families)")
     c.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration (default 3)")
@@ -82,6 +84,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     )
 
     spec, results_dir = study_spec_for(args.target, args.results, args.storage)
+    if args.corpus:
+        spec.corpus = args.corpus
     if args.workers < 1:
         raise HarnessError(f"--workers must be at least 1, got {args.workers}")
     options = SweepOptions(results_dir=results_dir, storage_url=args.storage, device=args.device,
@@ -177,7 +181,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     results_dir, study = open_results(args.target, args.results, args.storage)
     out = args.out or results_dir / "report"
     make_dir(out, "--out")
-    report = build_report(study, out, [f.strip() for f in args.format.split(",")], args.top)
+    report = build_report(study, out, [f.strip() for f in args.format.split(",")], args.top, results_dir)
     if report.partial:
         print("harness: note: the study is still running; this is a partial report", file=sys.stderr)
     print(f"report of {len(report.frame)} trials written to {out} in {report.seconds:.1f} s")
@@ -193,6 +197,8 @@ def print_status(summary: dict) -> None:
     widths = {k: max(len(k), 8) for k in keys}
     header = f"{'#':>4} {'state':<9}" + "".join(f" {k:>{widths[k]}}" for k in keys) + f" {'bpc':>8} {'device-s':>9}  reason"
     print(f"study {summary['study']}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary["counts"].items())))
+    if len(summary["hosts"]) > 1:
+        print("ran on: " + ", ".join(f"{host} ({n} trials)" for host, n in summary["hosts"].items()))
     print(header)
     for t in trials:
         cells = "".join(f" {format_param(t['params'].get(k)):>{widths[k]}}" for k in keys)

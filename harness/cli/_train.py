@@ -59,7 +59,10 @@ def add_train_parser(sub) -> None:
                    help="share of the budget the wsd schedule decays over (default %(default)g)")
     m.add_argument("--lr-min-ratio", type=float, default=DEFAULTS.lr_min_ratio,
                    help="final learning rate / lr (default %(default)g)")
-    m.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    m.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay,
+                   help="Adam's L2 for the recurrent families; AdamW's decoupled decay of matrices for gpt")
+    m.add_argument("--beta1", type=float, default=DEFAULTS.beta1)
+    m.add_argument("--beta2", type=float, default=DEFAULTS.beta2, help="(nanoGPT uses 0.99 for its small models)")
     m.add_argument("--grad-clip", type=float, default=DEFAULTS.grad_clip, help="max gradient norm; 0 turns it off")
     m.add_argument("--seed", type=int, default=DEFAULTS.seed)
     r = p.add_argument_group("run")
@@ -84,8 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         model=args.model, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, layers=args.layers,
         dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=args.seed, lr_schedule=args.lr_schedule,
-        lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio, heads=args.heads,
+        weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2, grad_clip=args.grad_clip, seed=args.seed,
+        lr_schedule=args.lr_schedule, lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio, heads=args.heads,
         tie_embeddings=args.tie_embeddings,
     ).validate()
     budget = Budget.parse(args.budget)

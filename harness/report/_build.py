@@ -39,6 +39,7 @@ from harness.report._figures import (
 )
 from harness.report._frame import sampled_params, study_frame
 from harness.report._outlook import outlook_section
+from harness.report._remote import localize, remote_section
 from harness.report._tables import write_tables
 from harness.report._verdict import morning_verdict, write_verdict_tables
 from harness.search import SPEC_ATTR
@@ -53,7 +54,10 @@ class Report:
     seconds: float
 
 
-def build_report(study: optuna.Study, out: Path, formats: list[str] | None = None, top_k: int = 10) -> Report:
+def build_report(study: optuna.Study, out: Path, formats: list[str] | None = None, top_k: int = 10,
+                 results_dir: Path | None = None) -> Report:
+    """Everything from the storage; files (checkpoints, telemetry samples) from their recorded paths or from
+    `results_dir` (this machine's), and a section naming those that are on other machines."""
     started = time.perf_counter()
     formats = [f for f in (formats or ["png"]) if f]
     bad = [f for f in formats if f not in ("png", "svg", "pdf")]
@@ -66,6 +70,7 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
         raise HarnessError(f"study {study.study_name!r} has no finished trial yet (trials: {states}); run "
                            f"harness sweep, and report once a trial has completed")
     out.mkdir(parents=True, exist_ok=True)
+    away = localize(study, frame, results_dir)
     partial = bool(frame["state"].isin(["RUNNING", "WAITING"]).any())
     params = sampled_params(study, frame)
     files = write_tables(frame, params, out, top_k)
@@ -86,7 +91,8 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
         files += paths
     outlook = outlook_section(study, out)
     files += outlook.pop("files", [])
-    sections = [s for s in (outlook if outlook["tables"] else None, course) if s]
+    remote = remote_section(study, away, frame, best_number, results_dir)
+    sections = [s for s in (outlook if outlook["tables"] else None, course, remote) if s]
     files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, sections)
     return Report(frame, out, files, partial, time.perf_counter() - started)
 

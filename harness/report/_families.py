@@ -67,21 +67,22 @@ def family_by_budget(points: pd.DataFrame, budgets: list[float] | None = None) -
         row["winner"] = ranked[0][0] if ranked else None
         row["margin bpc"] = ranked[1][1] - ranked[0][1] if len(ranked) > 1 else None
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for column in [c for c in table if c.endswith(" trial")]:
+        table[column] = table[column].astype("Int64")
+    return table
 
 
 def budget_sentence(table: pd.DataFrame) -> str | None:
-    """The answer in one sentence: who wins at the smallest and at the largest budget, and by how much."""
-    if table.empty or table["winner"].isna().all():
+    """The answer in one sentence: who wins within each budget that any family reached, and by how much."""
+    reached = table[table["winner"].notna()] if not table.empty else table
+    if reached.empty:
         return None
     parts = []
-    for _, row in table.iterrows():
-        if row["winner"] is None:
-            continue
-        margin = f" by {row['margin bpc']:.3f} bpc" if row["margin bpc"] is not None and not pd.isna(row["margin bpc"]) \
-            else ""
+    for _, row in reached.iterrows():
+        margin = "" if pd.isna(row["margin bpc"]) else f" by {row['margin bpc']:.3f} bpc"
         parts.append(f"{row['device-s']:g} s: {row['winner']}{margin}")
-    winners = set(table["winner"].dropna())
+    winners = set(reached["winner"])
     verdict = (f"{next(iter(winners))} wins at every budget" if len(winners) == 1
                else "the winner depends on the budget")
     return f"Which family, for the device-seconds you can spend: {verdict} ({'; '.join(parts)})."

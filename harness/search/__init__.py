@@ -6,6 +6,15 @@ and returns a `SweepOutcome`; `open_results` opens a finished or running study r
 Optuna's private API is used in harness.search._optuna only.
 """
 
+from harness.search._artifacts import (
+    HOST_ENV,
+    Elsewhere,
+    elsewhere,
+    locate,
+    this_host,
+    trial_checkpoint,
+    trial_host,
+)
 from harness.search._confirm import (
     PLAN_ATTR,
     RESULT_ATTR,
@@ -42,6 +51,13 @@ from harness.search._trial import FAULTS_ENV, TrialRunner
 from harness.search._worker import run_worker
 
 __all__ = [
+    "HOST_ENV",
+    "Elsewhere",
+    "elsewhere",
+    "locate",
+    "this_host",
+    "trial_checkpoint",
+    "trial_host",
     "CHANGES_ATTR",
     "FAULTS_ENV",
     "HEARTBEAT_ENV",

@@ -179,6 +179,11 @@ def run_confirm(spec: StudySpec, options: SweepOptions, top: int, seeds: int, bu
     """Plan (once) and run the confirmation study; its workers resume it after any interruption."""
     if top < 1 or seeds < 1:
         raise HarnessError(f"--top and --seeds must be at least 1 (got {top} and {seeds})")
+    if spec.corpus_options.split[2] <= 0:
+        raise HarnessError(f"study {spec.name!r} has no test split (split {list(spec.corpus_options.split)}), and "
+                           f"confirmation is judged on text no selection looked at; give the study a test share "
+                           f"(e.g. split = [0.9, 0.09, 0.01]) in a new study, or compare on validation with harness "
+                           f"report")
     cspec = confirm_spec(spec, len(sources) if sources else top, seeds, budget)
     source = open_study(spec, SweepOptions(results_dir=options.results_dir, storage_url=options.storage_url),
                         create=False)

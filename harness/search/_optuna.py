@@ -10,6 +10,9 @@ Why each is needed (Optuna offers no public way):
   path, so a repair or an append holds the same lock as Optuna's writers.
 - `Study._storage`, `Study._study_id`, `Trial._trial_id` / `FrozenTrial._trial_id`: the storage a
   study was opened on and the storage's ids, which the heartbeat and retry calls take.
+- `RandomSampler._rng`, `TPESampler._rng` and `._random_sampler`: reseeded per trial number
+  (`reseed`), so that processes started with the same study file (one per machine, or one per
+  GPU) do not draw the same random configurations; `reseed_rng()` would draw a random seed.
 """
 
 from __future__ import annotations
@@ -44,6 +47,18 @@ def journal_lock(backend: optuna.storages.journal.JournalFileBackend) -> Any:
 
 def journal_path(backend: optuna.storages.journal.JournalFileBackend) -> str:
     return backend._file_path
+
+
+def reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> bool:
+    """Seed a TPE or random sampler's random streams with `seed`; False for a sampler without them."""
+    streams = [sampler]
+    if isinstance(sampler, optuna.samplers.TPESampler):
+        streams.append(sampler._random_sampler)
+    elif not isinstance(sampler, optuna.samplers.RandomSampler):
+        return False
+    for s in streams:
+        s._rng.rng.seed(seed % 2**32)
+    return True
 
 
 @contextlib.contextmanager

@@ -45,8 +45,14 @@ def _flat(record: dict) -> dict[str, tuple[str, Any]]:
             items[key] = (label, record[key])
     for name, value in (record.get("fixed") or {}).items():
         items[f"fixed.{name}"] = (f"[fixed] {name}", value)
+    for family, table in (record.get("family_fixed") or {}).items():
+        for name, value in table.items():
+            items[f"fixed.{family}.{name}"] = (f"[fixed.{family}] {name}", value)
     for name, param in (record.get("space") or {}).items():
-        items[f"space.{name}"] = (f"[space.{name}]", {k: v for k, v in param.items() if v is not None})
+        where = f"[space.{param['family']}.{param['name']}]" if param.get("family") else f"[space.{name}]"
+        # fields a later release added are compared only when set, so older studies resume unchanged
+        items[f"space.{name}"] = (where, {k: v for k, v in param.items()
+                                          if v is not None and not (k == "balanced" and v is False)})
     return items
 
 

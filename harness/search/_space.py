@@ -31,6 +31,7 @@ class Param:
     log: bool = False
     step: float | None = None
     choices: list | None = None
+    balanced: bool = False  # [space.model] only: every family gets the same number of trials
     family: str | None = None  # sampled only in trials of this model family ([space.<family>.<key>])
 
     @property
@@ -119,7 +120,7 @@ def parse_param(c: Checker, key: str, table: Any, family: str | None = None) -> 
         c.fail(f"[{section}]", "must be a table with type = \"int\" | \"float\" | \"categorical\"")
     kind = table.get("type")
     allowed = {"int": {"type", "low", "high", "log", "step"}, "float": {"type", "low", "high", "log", "step"},
-               "categorical": {"type", "choices"}}
+               "categorical": {"type", "choices"} | ({"balanced"} if key == "model" and not family else set())}
     if kind not in allowed:
         c.fail(f"[{section}] type", f"must be \"int\", \"float\" or \"categorical\", got {kind!r}")
     c.keys(table, section, allowed[kind])
@@ -129,7 +130,10 @@ def parse_param(c: Checker, key: str, table: Any, family: str | None = None) -> 
             c.fail(f"[{section}] choices", "must be a non-empty list")
         if len({repr(x) for x in choices}) != len(choices):
             c.fail(f"[{section}] choices", f"has duplicates: {choices!r}")
-        return Param(key, kind, choices=list(choices), family=family)
+        balanced = table.get("balanced", False)
+        if not isinstance(balanced, bool):
+            c.fail(f"[{section}] balanced", f"must be true or false, got {balanced!r}")
+        return Param(key, kind, choices=list(choices), family=family, balanced=balanced)
     if key in INT_PARAMS and kind != "int":
         c.fail(f"[{section}] type", f"{key} is a whole number: use type = \"int\" or \"categorical\"")
     if key not in INT_PARAMS | FLOAT_PARAMS:

@@ -115,6 +115,8 @@ class StudySpec:
             table = {"type": p["kind"]}
             if p["kind"] == "categorical":
                 table["choices"] = p["choices"]
+                if p.get("balanced"):
+                    table["balanced"] = True
             else:
                 table.update({k: p[k] for k in ("low", "high") if p.get(k) is not None})
                 if p.get("log"):

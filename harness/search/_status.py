@@ -6,6 +6,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.common import format_param
+from harness.search._artifacts import trial_host
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
@@ -68,6 +69,10 @@ def status_summary(study: optuna.Study) -> dict:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
     best = best_trial(study)
+    hosts: dict[str, int] = {}
+    for t in trials:
+        if trial_host(t):
+            hosts[trial_host(t)] = hosts.get(trial_host(t), 0) + 1
     return {
         "study": study.study_name,
         "counts": counts,
@@ -77,5 +82,6 @@ def status_summary(study: optuna.Study) -> dict:
                     "bpc": t.values[0] if t.values else t.user_attrs.get("val_bpc"),
                     "reason": trial_reason(t, retried_as), "params": dict(t.params),
                     "retry_of": t.user_attrs.get("retry_of"), "retried_as": retried_as.get(t.number),
-                    "device_seconds": t.user_attrs.get("device_seconds")} for t in trials],
+                    "device_seconds": t.user_attrs.get("device_seconds"), "host": trial_host(t)} for t in trials],
+        "hosts": hosts,
     }

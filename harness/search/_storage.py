@@ -30,6 +30,7 @@ from harness.search._journal import (
     note_torn,
     repair_journal,
 )
+from harness.search._optuna import quiet
 
 CRASHES_KEY = "harness:crash_retries"
 MAX_CRASH_RETRIES = 1
@@ -146,8 +147,9 @@ def _rdb(url: str, interval: int, grace: int) -> RDBStorage:
         raise HarnessError(f"storage {redact(url)!r} is not a database URL; write postgresql://user@host/db") from None
     shown = parsed.render_as_string(hide_password=True)
     try:
-        return RDBStorage(real, heartbeat_interval=interval, grace_period=grace,
-                          heartbeat_stale_trial_callback=RetryTrial(), engine_kwargs=_engine_kwargs(real))
+        with quiet():  # heartbeat_interval is "experimental": said once here, not in every command's output
+            return RDBStorage(real, heartbeat_interval=interval, grace_period=grace,
+                              heartbeat_stale_trial_callback=RetryTrial(), engine_kwargs=_engine_kwargs(real))
     except ImportError as e:
         driver = "psycopg (3)" if "+psycopg" in real and "+psycopg2" not in real else e.name
         raise HarnessError(f"storage {shown} needs the database driver {driver}, which is not installed; run "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import socket
 import time
 import traceback
 from pathlib import Path
@@ -30,6 +29,7 @@ from harness.common import (
 )
 from harness.data import Corpus
 from harness.measure import Reference, Telemetry, cost_summary
+from harness.search._artifacts import this_host
 from harness.search._spec import StudySpec
 from harness.training import (
     TrainConfig,
@@ -97,9 +97,12 @@ class TrialRunner:
         started = time.perf_counter()
         self.timings = {}
         params = suggest(trial, spec)
-        trial_dir = self.results_dir / spec.trials_subdir / f"{trial.number:04d}"
+        results_dir = self.results_dir.resolve()  # absolute: read from other machines, other working directories
+        trial_dir = results_dir / spec.trials_subdir / f"{trial.number:04d}"
         trial.set_user_attr("reason", None)
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
+        trial.set_user_attr("host", this_host())
+        trial.set_user_attr("results_dir", str(results_dir))
+        trial.set_user_attr("worker", {"host": this_host(), "pid": os.getpid(),
                                        "cpu_threads": torch.get_num_threads()})
         trial.set_user_attr("trial_dir", str(trial_dir))
         mem_before = torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None

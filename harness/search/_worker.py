@@ -24,8 +24,9 @@ from harness.data import load_corpus
 from harness.measure import Telemetry, ceiling_key, matmul_ceiling, resolve_device, seed_ceiling
 from harness.models import build_model
 from harness.search._journal import HeartbeatJournalStorage
+from harness.search._latency import LatencyLog
 from harness.search._options import SweepOptions, SweepOutcome
-from harness.search._optuna import BaseHeartbeat, get_heartbeat_thread, quiet, storage_of, trial_id
+from harness.search._optuna import BaseHeartbeat, get_heartbeat_thread, quiet, reseed, storage_of, trial_id
 from harness.search._spec import StudySpec
 from harness.search._status import describe_trial, planned_count, retried_numbers, status_text
 from harness.search._storage import RetryTrial, trial_slot_lock
@@ -67,6 +68,7 @@ def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: T
           line: ProgressLine, tag: str) -> tuple[str, str]:
     """The trial loop; (stop reason, what was said). Reads top to bottom: lock, ask, beat, run, tell."""
     consecutive_failures = 0
+    latency = LatencyLog()  # off unless HARNESS_LATENCY_LOG names a folder
     trial: Trial | None = None  # asked and not yet told: the one to mark if the night ends now
     try:
         while True:
@@ -80,14 +82,21 @@ def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: T
                 if planned is not None and counted >= planned and waiting == 0:
                     line.close()
                     return "planned", ""
+                if waiting == 0:
+                    enqueue_balanced(study, spec)
                 claim(study, True)
-                trial = study.ask()
-                beat(study, trial)  # from the first moment, so a crash right now is seen as one
+                with latency.timed("ask"):
+                    trial = study.ask()
+                # The random draws of this trial follow from its number, unique across every process on the
+                # study: workers started alike (the same study file on each machine) cannot draw alike.
+                reseed(study.sampler, spec.seed * 1_000_003 + trial.number)
+                with latency.timed("heartbeat", trial.number):
+                    beat(study, trial)  # from the first moment, so a crash right now is seen as one
                 claim(study, False)
             runner.study_text = status_text(study, planned)
             with get_heartbeat_thread(trial_id(trial), storage_of(study)):
                 state, values = runner.run(trial)
-            with interrupts.deferred():
+            with interrupts.deferred(), latency.timed("tell", trial.number):
                 study.tell(trial, values=values, state=state)
                 finished, trial = trial, None
             line.message(f"{tag}{describe_trial(study, finished.number)}")
@@ -180,6 +189,23 @@ def measure_ceilings(study: optuna.Study, spec: StudySpec, options: SweepOptions
         if stored != study.user_attrs.get(CEILING_ATTR):
             with interrupts.deferred():
                 study.set_user_attr(CEILING_ATTR, stored)
+
+
+def enqueue_balanced(study: optuna.Study, spec: StudySpec) -> None:
+    """With [space.model] balanced = true, the next trial trains the family with the fewest trials so far (its
+    other settings still sampled): a comparison of families gives each the same tuning effort, where a sampler
+    left alone would spend the night on whichever family looked better first."""
+    p = spec.space.get("model")
+    if p is None or not p.balanced or spec.confirm:
+        return
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    counts = dict.fromkeys(p.choices, 0)
+    for t in trials:
+        family = t.params.get("model", (t.user_attrs.get("config") or {}).get("model"))
+        if family in counts and not (t.state == TrialState.FAIL and t.number in retried):
+            counts[family] += 1
+    study.enqueue_trial({"model": min(p.choices, key=lambda f: counts[f])})
 
 
 def beat(study: optuna.Study, trial: Trial) -> None:

@@ -108,7 +108,9 @@ config                object  t   the full training configuration
 curve                 object  t   every evaluation point, appended as the trial runs
 generation            object  t   samples and text metrics per temperature
 worker                object  t   host, pid and CPU threads of the worker
-trial_dir             text    t   where the trial's files are
+host                  text    tc  the machine that ran the trial (HARNESS_HOST, else the host name)
+results_dir           text    t   the results directory on that machine
+trial_dir             text    t   where the trial's files are, on that machine
 timings               object  t   where the trial's wall time went
 traceback             text    t   the last lines of a failed trial's traceback
 """)
