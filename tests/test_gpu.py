@@ -71,6 +71,15 @@ def test_every_family_trains_in_every_precision_mode_or_is_refused_with_a_reason
     assert auto.recurrent in (auto.mode, None) and auto.head == auto.mode  # auto is never silently fp16
 
 
+def test_the_transformer_trains_in_bf16_where_the_gpu_has_it(small_corpus, cuda):
+    """No cuDNN RNN in gpt: where the GPU supports bf16, auto must pick it, every part confirmed by the probe."""
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    model = build_model("gpt", len(small_corpus.vocab), 64, 256, 2, 0.0, heads=4, seq_len=64).to(cuda)
+    auto = resolve_precision("auto", model, cuda)
+    assert (auto.mode, auto.recurrent, auto.head) == ("bf16", "bf16", "bf16"), auto.describe()
+
+
 def test_fused_optimizer_checkpoint_and_generation_on_cuda(small_corpus, cuda, tmp_path):
     trainer = Trainer(TrainConfig(model="lstm", **SMALL), small_corpus, Budget.parse("40k"), cuda, out_dir=tmp_path,
                       evals=1)
