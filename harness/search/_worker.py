@@ -29,7 +29,7 @@ from harness.search._options import SweepOptions, SweepOutcome
 from harness.search._optuna import BaseHeartbeat, get_heartbeat_thread, quiet, reseed, storage_of, trial_id
 from harness.search._spec import StudySpec
 from harness.search._status import describe_trial, planned_count, retried_numbers, status_text
-from harness.search._storage import RetryTrial, trial_slot_lock
+from harness.search._storage import RetryTrial, heartbeat_settings, trial_slot_lock
 from harness.search._study import open_study
 from harness.search._trial import TrialRunner, parse_faults
 from harness.training import resolve_precision
@@ -69,36 +69,28 @@ def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: T
     """The trial loop; (stop reason, what was said). Reads top to bottom: lock, ask, beat, run, tell."""
     consecutive_failures = 0
     latency = LatencyLog()  # off unless HARNESS_LATENCY_LOG names a folder
-    trial: Trial | None = None  # asked and not yet told: the one to mark if the night ends now
+    ending = Ending()  # asked and not yet told (ending.asked): the trial to mark if the night ends now
+    trial: Trial | None = None
     try:
         while True:
             if runner.deadline is not None and time.monotonic() >= runner.deadline:
                 return "time_limit", _say(line, f"{tag}study time limit reached; stopping (resume with the same "
                                                 f"command)")
-            with trial_slot_lock(storage_of(study), options.results_dir, spec.name):
-                fail_stale_trials(study)
-                requeue_lost_retries(study)
-                counted, waiting = planned_count(study)
-                if planned is not None and counted >= planned and waiting == 0:
-                    line.close()
-                    return "planned", ""
-                if waiting == 0:
-                    enqueue_balanced(study, spec)
-                claim(study, True)
-                with latency.timed("ask"):
-                    trial = study.ask()
-                # The random draws of this trial follow from its number, unique across every process on the
-                # study: workers started alike (the same study file on each machine) cannot draw alike.
-                reseed(study.sampler, spec.seed * 1_000_003 + trial.number)
-                with latency.timed("heartbeat", trial.number):
-                    beat(study, trial)  # from the first moment, so a crash right now is seen as one
-                claim(study, False)
+            trial, done = _next_trial(study, spec, options, planned, latency, ending)
+            if done:
+                line.close()
+                return "planned", ""
+            if trial is None:  # the plan is reached, and other workers' trials are still running
+                if not ending.said:
+                    ending.said = _say(line, f"{tag}{ending.describe()}")
+                time.sleep(ending.poll)
+                continue
             runner.study_text = status_text(study, planned)
             with get_heartbeat_thread(trial_id(trial), storage_of(study)):
                 state, values = runner.run(trial)
             with interrupts.deferred(), latency.timed("tell", trial.number):
                 study.tell(trial, values=values, state=state)
-                finished, trial = trial, None
+                finished, trial, ending.asked = trial, None, None
             line.message(f"{tag}{describe_trial(study, finished.number)}")
             consecutive_failures = consecutive_failures + 1 if state == TrialState.FAIL else 0
             if consecutive_failures >= spec.max_consecutive_failures:
@@ -109,6 +101,7 @@ def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: T
     except KeyboardInterrupt as e:
         interrupts.stopping()  # a second Ctrl-C must not cut the clean-up short
         line.close()
+        trial = ending.asked
         how = "SIGTERM" if "SIGTERM" in str(e) else "SIGHUP" if "SIGHUP" in str(e) else "Ctrl-C"
         if trial is None:
             return "interrupted", _say(line, f"{tag}interrupted ({how}) between trials; nothing was running. Run "
@@ -120,10 +113,64 @@ def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: T
     except DiskFullError:
         interrupts.stopping()
         line.close()
+        trial = ending.asked
         if trial is not None:
             with contextlib.suppress(Exception):  # the disk may be too full even for this; then resume finds it stale
                 mark_interrupted(study, trial, "disk full")
         raise
+
+
+class Ending:
+    """How a worker's loop ends: the trial it has asked and not yet told (`asked`: the one an interrupt marks),
+    and, when the plan is reached while other workers' trials still run, a wait (up to the heartbeat's grace and
+    two beats) before leaving, so that a trial whose worker died is seen stale, failed and retried here instead
+    of staying RUNNING until someone resumes the study."""
+
+    def __init__(self) -> None:
+        interval, grace = heartbeat_settings()
+        self.patience, self.poll = grace + 2 * interval, min(2.0, float(interval))
+        self.until: float | None = None
+        self.running = 0
+        self.said = ""
+        self.asked: Trial | None = None  # the loop's trial from the moment it is asked until it is told
+
+    def wait(self, running: int) -> bool:
+        """Whether to wait for `running` trials of other workers (False: leave now)."""
+        self.running = running
+        if running == 0:
+            return False
+        if self.until is None:
+            self.until = time.monotonic() + self.patience
+        return time.monotonic() < self.until
+
+    def describe(self) -> str:
+        return (f"the plan is reached; waiting for {self.running} trial(s) still running in other workers (up to "
+                f"{self.patience:g} s: a trial whose worker died goes stale by then and is retried here)")
+
+
+def _next_trial(study: optuna.Study, spec: StudySpec, options: SweepOptions, planned: int | None,
+                latency: LatencyLog, ending: Ending) -> tuple[Trial | None, bool]:
+    """Under the trial-slot lock: (the next trial, False), or (None, True) when the plan is complete, or
+    (None, False) to wait for other workers' running trials (`Ending`)."""
+    with trial_slot_lock(storage_of(study), options.results_dir, spec.name):
+        fail_stale_trials(study)
+        requeue_lost_retries(study)
+        counted, waiting = planned_count(study)
+        if planned is not None and counted >= planned and waiting == 0:
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            return None, not ending.wait(running)
+        if waiting == 0:
+            enqueue_balanced(study, spec)
+        claim(study, True)
+        with latency.timed("ask"):
+            trial = ending.asked = study.ask()
+        # The random draws of this trial follow from its number, unique across every process on the
+        # study: workers started alike (the same study file on each machine) cannot draw alike.
+        reseed(study.sampler, spec.seed * 1_000_003 + trial.number)
+        with latency.timed("heartbeat", trial.number):
+            beat(study, trial)  # from the first moment, so a crash right now is seen as one
+        claim(study, False)
+    return trial, False
 
 
 def _say(line: ProgressLine, text: str) -> str:
