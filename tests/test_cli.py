@@ -91,3 +91,12 @@ def test_default_run_directories_never_collide(tmp_path):
     assert unique_run_dir(base).name == "20261128-120000-2"
     (tmp_path / "20261128-120000-2").mkdir()
     assert unique_run_dir(base).name == "20261128-120000-3"
+
+
+def test_trial_takes_a_study_not_a_checkpoint(tmp_path):
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"\x80 not a study")
+    proc = run_cli("generate", str(checkpoint), "--trial", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"with --trial 0, give the study file (.toml) or the results directory the trial belongs to, not {checkpoint}" \
+        in proc.stderr

@@ -28,6 +28,9 @@ def checkpoint_path(target: Path, args: argparse.Namespace) -> Path:
         return target
     from harness.search import open_results, trial_checkpoint
 
+    if target.is_file() and target.suffix != ".toml":
+        raise HarnessError(f"with --trial {args.trial}, give the study file (.toml) or the results directory the "
+                           f"trial belongs to, not {target}; or drop --trial to read that checkpoint")
     results_dir, study = open_results(target, args.results, args.storage)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if args.trial not in trials:
