@@ -67,6 +67,12 @@ def add_generate_parsers(sub) -> None:
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
     add_trial_args(e)
+    e.add_argument("--dynamic", action="store_true",
+                   help="also the dynamic figure: the model learns from each chunk after predicting it (Krause et "
+                        "al. 2018); reported beside the static one, never instead of it")
+    e.add_argument("--dynamic-lr", type=float, default=None, help="its SGD rate (default 0.05)")
+    e.add_argument("--dynamic-decay", type=float, default=None,
+                   help="its pull back towards the trained weights per chunk (default 0.01)")
     e.set_defaults(handler=cmd_evaluate)
 
 
@@ -117,12 +123,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness.training import checkpoint_corpus, evaluate_checkpoint, load_checkpoint
 
     ckpt = load_checkpoint(checkpoint_path(args.checkpoint, args), resolve_device(args.device))
-    result = evaluate_checkpoint(ckpt, checkpoint_corpus(ckpt.meta, args.corpus), args.split)
+    options = {k: v for k, v in (("lr", args.dynamic_lr), ("decay", args.dynamic_decay)) if v is not None}
+    if options and not args.dynamic:
+        raise HarnessError("--dynamic-lr and --dynamic-decay set the dynamic evaluation: add --dynamic")
+    result = evaluate_checkpoint(ckpt, checkpoint_corpus(ckpt.meta, args.corpus), args.split,
+                                 dynamic=options if args.dynamic else None)
     if args.json:
         print(dumps(result))
         return 0
     print(f"{result['split']} split of {result['corpus']}: {result['chars']:,} chars")
     print(f"loss {result['loss']:.4f} nats/char   {result['bpc']:.4f} bits/char   perplexity {result['ppl']:.3f}")
+    if args.dynamic:
+        print(f"dynamic (learning from each {result['dynamic_chunk']}-char chunk after predicting it, lr "
+              f"{result['dynamic_lr']:g}, decay {result['dynamic_decay']:g}): {result['dynamic_bpc']:.4f} bits/char, "
+              f"{result['dynamic_bpc'] - result['bpc']:+.4f} against the static figure")
     if result["unknown_symbols"]:
         print(f"symbols unseen in training (charged as the unknown symbol): {''.join(result['unknown_symbols'])!r}")
     return 0

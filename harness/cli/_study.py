@@ -115,17 +115,25 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _figure(value: float) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
 def print_confirmed(frame, lines: list[str]) -> None:
     if frame.empty:
         print("confirmed ranking: no run has finished")
         return
     print(f"{'rank':>4} {'trial':>5} {'runs':>4} {'test bpc':>9} {'sd':>7} {'95% interval':>17} {'val bpc':>8} "
-          f"{'val rank':>8}  tied with")
+          f"{'val rank':>8} {'dynamic':>8}  tied with")
     for r in frame.itertuples():
         interval = "-" if math.isnan(r.ci95_low) else f"{r.ci95_low:.4f}-{r.ci95_high:.4f}"
         sd = "-" if math.isnan(r.test_bpc_sd) else f"{r.test_bpc_sd:.4f}"
         print(f"{r.rank:>4} {'#' + str(r.trial):>5} {r.runs:>4} {r.test_bpc_mean:>9.4f} {sd:>7} {interval:>17} "
-              f"{r.val_bpc:>8.4f} {r.val_rank:>8}  {r.tied_with or '-'}")
+              f"{r.val_bpc:>8.4f} {r.val_rank:>8} {_figure(getattr(r, 'test_dynamic_bpc_mean', math.nan)):>8}  "
+              f"{r.tied_with or '-'}")
+    if "test_dynamic_bpc_mean" in frame and frame["test_dynamic_bpc_mean"].notna().any():
+        print("dynamic: test bpc with dynamic evaluation (the model learns from each chunk after predicting it); "
+              "an adaptive figure, beside the static one, never ranked on")
     for line in lines:
         print(f"verdict: {line}")
 
@@ -213,3 +221,11 @@ def print_status(summary: dict) -> None:
         print(f"best: trial {best['number']}, {best['bpc']:.4f} bpc held-out; {params}")
     else:
         print("best: no trial has completed yet")
+    b = summary.get("baseline")
+    if b:
+        line = (f"figure to beat: {b['model']} counted on the training split, {b['val_bpc']:.4f} bpc held-out "
+                f"(unigram {b['unigram_val_bpc']:.3f}; adaptive, PPM-style: {b['val_bpc_adaptive']:.4f})")
+        if best:
+            gap = b["val_bpc"] - best["bpc"]
+            line += f"; the best trial {'beats' if gap > 0 else 'misses'} it by {abs(gap):.4f}"
+        print(line)

@@ -12,7 +12,14 @@ from harness.common import HarnessError, ProgressLine, dumps, format_rate, forma
 from harness.data import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
 from harness.measure import resolve_device
 from harness.models import family_names
-from harness.training import LR_SCHEDULES, PRECISION_MODES, Budget, TrainConfig, normalize_precision
+from harness.training import (
+    EVAL_SPACINGS,
+    LR_SCHEDULES,
+    PRECISION_MODES,
+    Budget,
+    TrainConfig,
+    normalize_precision,
+)
 
 DEFAULTS = TrainConfig()
 
@@ -32,6 +39,20 @@ def corpus_options(args: argparse.Namespace) -> CorpusOptions:
     return CorpusOptions(lowercase=args.lowercase, split=tuple(args.split), encoding=args.encoding)
 
 
+def add_regularizer_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("regularizers that act at every depth (lstm, gru, rnn; AWD-LSTM's; 0 is off)")
+    g.add_argument("--embedding-drop", type=float, default=DEFAULTS.embedding_drop,
+                   help="drop whole characters' embedding rows, per chunk")
+    g.add_argument("--dropout-input", type=float, default=DEFAULTS.dropout_input,
+                   help="locked dropout on the embedding's output (one mask per sequence for all time steps)")
+    g.add_argument("--dropout-output", type=float, default=DEFAULTS.dropout_output,
+                   help="locked dropout on the last layer's output")
+    g.add_argument("--weight-drop", type=float, default=DEFAULTS.weight_drop,
+                   help="DropConnect on the hidden-to-hidden matrices, one mask per chunk")
+    g.add_argument("--decoupled-decay", action="store_true",
+                   help="AdamW's decoupled --weight-decay (biases exempt) instead of Adam's L2")
+
+
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train one configuration under a budget",
                        description="Train one model under a budget; keeps the best checkpoint on held-out text.")
@@ -46,6 +67,7 @@ def add_train_parser(sub) -> None:
                    help="gpt: attention heads; --embedding-dim must divide by it (default %(default)s)")
     m.add_argument("--no-tie-embeddings", dest="tie_embeddings", action="store_false",
                    help="gpt: a separate output layer instead of the token embedding's transpose")
+    add_regularizer_args(p)
     m.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len)
     m.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     m.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default %(default)g)")
@@ -69,6 +91,11 @@ def add_train_parser(sub) -> None:
     r.add_argument("--budget", default="60s",
                    help="training time on the device (90s, 5m), predicted characters (500k) or epochs (3ep)")
     r.add_argument("--evals", type=int, default=10, help="evaluations on held-out text over the budget (default 10)")
+    r.add_argument("--eval-spacing", default="even", choices=EVAL_SPACINGS,
+                   help="even: at k/n of the budget; geometric: from 1/n^2 to 1 at a constant ratio, for runs "
+                        "that pass the text many times and overfit early (default %(default)s)")
+    r.add_argument("--patience", type=int, default=0,
+                   help="stop after this many evaluations without a better held-out figure (0: off)")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     r.add_argument("--precision", default="auto", choices=PRECISION_MODES,
                    help="numeric precision on CUDA: auto (fastest mode a probe confirms), fp32 (TF32 off), bf16, "
@@ -89,8 +116,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2, grad_clip=args.grad_clip, seed=args.seed,
         lr_schedule=args.lr_schedule, lr_warmup=args.lr_warmup, lr_decay=args.lr_decay, lr_min_ratio=args.lr_min_ratio, heads=args.heads,
-        tie_embeddings=args.tie_embeddings,
+        tie_embeddings=args.tie_embeddings, embedding_drop=args.embedding_drop, dropout_input=args.dropout_input,
+        dropout_output=args.dropout_output, weight_drop=args.weight_drop, decoupled_decay=args.decoupled_decay,
     ).validate()
+    idle = [k for k in config.inactive() if getattr(config, k) != getattr(DEFAULTS, k)]
+    if idle:
+        print(f"harness: note: {', '.join(idle)} cannot act on {config.model} with {config.layers} layer(s); "
+              f"{'it is' if len(idle) == 1 else 'they are'} ignored", file=sys.stderr)
     budget = Budget.parse(args.budget)
     if args.evals < 1:
         raise HarnessError(f"--evals must be at least 1, got {args.evals}")
@@ -112,6 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         with telemetry:
             result = train(config, corpus, budget, device, out_dir=out, evals=args.evals,
+                           eval_spacing=args.eval_spacing, patience=args.patience,
                            precision=normalize_precision(args.precision),
                            on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
     except KeyboardInterrupt:
@@ -129,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(dumps(summary))
     else:
         print_train_summary(summary, out)
-    return 0 if result.status == "completed" else 1
+    return 0 if result.status in ("completed", "stopped_early") else 1
 
 
 def live_lines(line: ProgressLine, telemetry, config: TrainConfig, vocab_size: int, device, dtype: str):

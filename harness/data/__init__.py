@@ -13,17 +13,21 @@ from harness.data._corpus import (
     load_text,
     strip_gutenberg,
 )
+from harness.data._ngram import Baseline, KneserNey, ngram_baseline
 
 __all__ = [
     "DEFAULT_SPEC",
     "DEFAULT_SPLIT",
     "UNK",
+    "Baseline",
     "Corpus",
     "CorpusOptions",
+    "KneserNey",
     "Vocab",
     "builtin_text",
     "check_split",
     "load_corpus",
     "load_text",
+    "ngram_baseline",
     "strip_gutenberg",
 ]

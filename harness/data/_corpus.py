@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from harness.common import HarnessError, write_atomic
+from harness.data._ngram import MAX_ORDER, Baseline, ngram_baseline
 
 UNK = "\ufffd"
 DEFAULT_SPEC = "builtin:pydoc"
@@ -37,6 +38,9 @@ class CorpusOptions:
     lowercase: bool = True
     split: tuple[float, float, float] = DEFAULT_SPLIT
     encoding: str = "utf-8"
+
+
+_BASELINES: dict[tuple, Baseline] = {}
 
 
 class Vocab:
@@ -125,6 +129,15 @@ class Corpus:
         logp = torch.log2(counts / counts.sum())
         target = getattr(self, split).cpu()
         return float(-logp[target].mean())
+
+    def count_baseline(self, max_order: int = MAX_ORDER) -> Baseline:
+        """The count model a trained model must beat (harness.data._ngram), on the text as the model sees it:
+        held-out characters outside the training vocabulary are UNK for both."""
+        key = (self.sha256, self.bounds, max_order)
+        if key not in _BASELINES:  # seconds per corpus: once per process (workers, tests, confirm)
+            train, val, test = (self.vocab.decode(split) for split in (self.train, self.val, self.test))
+            _BASELINES[key] = ngram_baseline(train, val, test, len(self.vocab), max_order, self.unigram_entropy_bits())
+        return _BASELINES[key]
 
     def check_fits(self, seq_len: int, batch_size: int) -> None:
         """Refuse a training shape the text cannot fill, before any model is built."""

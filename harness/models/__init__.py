@@ -9,7 +9,7 @@ the one family that sees windows instead of carrying state). Add one with `regis
 from harness.models._base import CharModel, Family, State, count_params, detach_state, recurrent_weights
 from harness.models._bigram import BigramMLP
 from harness.models._gpt import GPT, GPT_FAMILY, KVCache, gpt_attention_flops
-from harness.models._recurrent import FusedRecurrent
+from harness.models._recurrent import REGULARIZERS, FusedRecurrent, embedding_rows, locked_dropout
 from harness.models._registry import (
     BUILTIN,
     build_model,
@@ -31,6 +31,7 @@ from harness.models._residual import (
 
 __all__ = [
     "BUILTIN",
+    "REGULARIZERS",
     "RESIDUAL_LEAK",
     "GPT",
     "GPT_FAMILY",
@@ -47,12 +48,14 @@ __all__ = [
     "carries_state",
     "count_params",
     "detach_state",
+    "embedding_rows",
     "family_names",
     "family_options",
     "flops_per_char",
     "get_family",
     "gpt_attention_flops",
     "is_recurrent",
+    "locked_dropout",
     "recurrent_weights",
     "register_family",
     "residual_scan_reference",

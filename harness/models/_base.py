@@ -59,7 +59,10 @@ class Family:
     also grows with the context. `recurrent` is False for a family with no time axis (no gradient
     flows through time). `carries_state` is False for a family that sees a bounded window and no
     state between chunks: the trainer gives it random windows and AdamW with decay on matrices
-    only, and the held-out figure comes from sliding windows.
+    only, and the held-out figure comes from sliding windows. `ignores` names the training settings
+    the family never reads (the bigram MLP: hidden_dim, layers, dropout), and `dropout_between_layers`
+    says that `dropout` acts only between layers, so at one layer it acts on nothing: a study records
+    such settings as inactive instead of crediting them with an effect.
     """
 
     name: str
@@ -70,6 +73,8 @@ class Family:
     carries_state: bool = True
     options: tuple[str, ...] = ()
     attention_flops: Callable[[int, int, int], int] | None = None
+    ignores: tuple[str, ...] = ()
+    dropout_between_layers: bool = False
 
 
 def recurrent_weights(gates: int, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int) -> int:

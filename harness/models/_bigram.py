@@ -29,4 +29,5 @@ class BigramMLP(CharModel):
 
 MLP = Family(name="mlp", build=lambda vocab, embedding, _hidden, _layers, _dropout: BigramMLP(vocab, embedding),
              weights=lambda vocab, embedding, _hidden, _layers: embedding * vocab, recurrent=False,
-             description="bigram model: the next character from the current one only")
+             description="bigram model: the next character from the current one only",
+             ignores=("hidden_dim", "layers", "dropout"))

@@ -129,4 +129,4 @@ class ResidualRNN(CharModel):
 
 
 RESIDUAL_RNN = Family(name="residual_rnn", build=ResidualRNN, weights=partial(recurrent_weights, 1),
-                      description="stacked residual tanh RNN (ResidualScan)")
+                      description="stacked residual tanh RNN (ResidualScan)", dropout_between_layers=True)

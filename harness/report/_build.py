@@ -42,7 +42,7 @@ from harness.report._outlook import outlook_section
 from harness.report._remote import localize, remote_section
 from harness.report._tables import write_tables
 from harness.report._verdict import morning_verdict, write_verdict_tables
-from harness.search import SPEC_ATTR
+from harness.search import BASELINE_ATTR, SPEC_ATTR
 
 
 @dataclass
@@ -73,7 +73,7 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     away = localize(study, frame, results_dir)
     partial = bool(frame["state"].isin(["RUNNING", "WAITING"]).any())
     params = sampled_params(study, frame)
-    files = write_tables(frame, params, out, top_k)
+    files = write_tables(frame, params, out, top_k, study.user_attrs.get(BASELINE_ATTR))
     best_number = int(finished.sort_values("best_bpc").iloc[0]["number"])
     verdict = morning_verdict(study)
     files += write_verdict_tables(verdict, out)
@@ -102,7 +102,8 @@ def draw_figures(study: optuna.Study, frame: pd.DataFrame, verdict, params: dict
     """Every figure of the report, the frontier first; and notes on the figures that could not be drawn."""
     figures: dict[str, list[Path]] = {}
     notes = []
-    figures["frontier"] = fig_frontier(verdict.points, verdict.front, out, formats)
+    figures["frontier"] = fig_frontier(verdict.points, verdict.front, out, formats,
+                                       study.user_attrs.get(BASELINE_ATTR))
     if verdict.confirmed is not None:
         figures["confirmed"] = fig_confirmed(verdict.confirmed, out, formats)
     if pareto_meaningful(study.user_attrs.get(SPEC_ATTR, {})):

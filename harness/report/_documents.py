@@ -16,23 +16,51 @@ from harness.report._figures import FIGURE_TEXT
 from harness.report._frame import sampled_params
 from harness.report._tables import _cell, html_table, markdown_table, param_summary, top_table
 from harness.report._verdict import Verdict, budget_table, confirmed_table, target_table
-from harness.search import SPEC_ATTR
+from harness.search import BASELINE_ATTR, SPEC_ATTR
 from harness.training import Budget
 
 
+def baseline_sentence(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdict) -> str:
+    """Where the best model stands against the count model that read the same training text (the figure to
+    beat: harness.data._ngram), like against like: validation against validation, or the confirmed test
+    figure against the count model's test figure."""
+    b = study.user_attrs.get(BASELINE_ATTR)
+    if not b:
+        return ("No count-model baseline is stored for this study (begun before there was one); resuming it "
+                "with harness sweep stores it.")
+    if v.confirmed is not None and b.get("test_bpc") is not None:
+        ours, theirs, split = float(v.confirmed.iloc[0]["test_bpc_mean"]), float(b["test_bpc"]), "test"
+        adaptive = b.get("test_bpc_adaptive")
+    else:
+        ours = float(frame.set_index("number").loc[best_number, "best_bpc"])
+        theirs, split, adaptive = float(b["val_bpc"]), "validation", b.get("val_bpc_adaptive")
+    gap = theirs - ours
+    verb = f"beats a count-based {b['order']}-gram by {gap:.3f}" if gap > 0 else \
+        f"does not beat a count-based {b['order']}-gram: it is {-gap:.3f} bits/char worse"
+    text = (f"Against the figure to beat: the best model {verb} bits/char on the {split} split ({ours:.4f} "
+            f"against {theirs:.4f} for {b['model']} counted on the training split; a unigram model scores "
+            f"{b['unigram_val_bpc']:.3f} on validation).")
+    if adaptive is not None:
+        text += (f" A count model that keeps counting the {split} text as it reads it (PPM-style, an adaptive "
+                 f"figure to compare with dynamic evaluation, not with this one) reaches {adaptive:.4f}.")
+    return text
+
+
 def answer(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdict) -> list[str]:
-    """The morning's answer in sentences: the winner, how sure we are, and what to do to be surer."""
+    """The morning's answer in sentences: where the best model stands against the count model, the winner,
+    how sure we are, and what to do to be surer."""
     row = frame.set_index("number").loc[best_number]
     evaluations = len(v.points)
+    lines = [baseline_sentence(study, frame, best_number, v)]
     if v.confirmed is not None:
         top = v.confirmed.iloc[0]
         interval = ("" if top["ci95_low"] != top["ci95_low"] else
                     f" (95% interval {top['ci95_low']:.4f}-{top['ci95_high']:.4f})")
-        lines = [f"Winner: trial #{top['trial']}: {top['test_bpc_mean']:.4f} bits/char on the test split, mean of "
+        lines += [f"Winner: trial #{top['trial']}: {top['test_bpc_mean']:.4f} bits/char on the test split, mean of "
                  f"{top['runs']} fresh seeds{interval}; it was chosen on {top['val_bpc']:.4f} bits/char held-out."]
         lines += [s[0].upper() + s[1:] + "." for s in v.confirm_lines]
     else:
-        lines = [f"Best trial: #{best_number}: {row['best_bpc']:.4f} bits/char held-out (perplexity "
+        lines += [f"Best trial: #{best_number}: {row['best_bpc']:.4f} bits/char held-out (perplexity "
                  f"{row['best_ppl']:.3f}) in {row['device_seconds']:.1f} device-seconds.",
                  f"This is the best of {evaluations} validation evaluations over {len(frame)} trials, so it is "
                  f"biased low and its lead may be noise. To confirm it on the test split with fresh seeds: "

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from harness.diagnostics import label as char_label
+from harness.report._frame import inactive_params
 
 FIGSIZE = (6.0, 4.0)
 STATE_PALETTE = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#2ca02c",
@@ -125,11 +126,21 @@ def fig_importance(study: optuna.Study, out: Path, formats: list[str]) -> tuple[
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if len(complete) < 3:
         return [], "parameter importance needs at least 3 complete trials"
+    # A parameter that could not act in some trials (dropout at one layer) is left out rather than credited
+    # with what its neighbours did; Optuna's own rule drops a parameter some trials lack altogether.
+    idle = set().union(*(inactive_params(t) for t in complete))
+    shared = set.intersection(*(set(t.params) for t in complete)) - idle
+    left_out = sorted(idle & set().union(*(set(t.params) for t in complete)) | (idle - shared))
+    note = (f"left out of the importance: {', '.join(left_out)} (could not act in some trials, e.g. dropout "
+            f"at one layer)") if left_out else None
+    if not shared:
+        return [], note or "parameter importance not computed: no parameter was sampled in every trial"
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
             importance = optuna.importance.get_param_importances(
-                study, target=lambda t: t.values[0], evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+                study, target=lambda t: t.values[0], params=sorted(shared),
+                evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     except (RuntimeError, ValueError, ImportError, ZeroDivisionError) as e:
         return [], f"parameter importance not computed: {e}"
     if not importance:
@@ -138,7 +149,7 @@ def fig_importance(study: optuna.Study, out: Path, formats: list[str]) -> tuple[
     series = pd.Series(importance).sort_values()
     ax.barh(series.index, series.values, color="#1f77b4")
     ax.set(xlabel="importance for held-out bpc (PED-ANOVA, sums to 1)", title="Parameter importance")
-    return _save(fig, out, "importance", formats), None
+    return _save(fig, out, "importance", formats), note
 
 
 def fig_throughput(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
@@ -255,11 +266,16 @@ FIGURE_TEXT = {
 
 
 
-def fig_frontier(points: pd.DataFrame, front: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
-    """The headline: the best held-out bpc reachable within x device-seconds, each step labelled by its trial."""
+def fig_frontier(points: pd.DataFrame, front: pd.DataFrame, out: Path, formats: list[str],
+                 baseline: dict | None = None) -> list[Path]:
+    """The headline: the best held-out bpc reachable within x device-seconds, each step labelled by its trial,
+    against the count model's validation figure (the line a model must get under)."""
     if points.empty:
         return []
     fig, ax = subplots(figsize=(7.0, 4.4))
+    if baseline:
+        ax.axhline(baseline["val_bpc"], color="#d62728", ls="--", lw=1.0, zorder=2,
+                   label=f"figure to beat: {baseline['model']} ({baseline['val_bpc']:.3f}, no device-seconds)")
     for _, curve in points.groupby("trial"):
         curve = curve.sort_values("device_seconds")
         ax.plot(curve["device_seconds"], curve["bpc"], color="#b0b0b0", lw=0.8, alpha=0.8, zorder=1)

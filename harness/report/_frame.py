@@ -14,9 +14,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from harness.common import HarnessError
 from harness.search import SPEC_ATTR, retried_numbers
+from harness.training import TrainConfig, report_columns
 from harness.training import numeric_columns as record_numeric_columns
-from harness.training import report_columns
 
 
 def study_frame(study: optuna.Study) -> pd.DataFrame:
@@ -32,6 +33,11 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
         row.update({k: config.get(k) for k in ("model", "embedding_dim", "hidden_dim", "layers", "dropout", "seq_len",
                                                "batch_size", "lr")})
         row.update(t.params)
+        idle = inactive_params(t)
+        for name in idle:  # sampled by an older harness where it could not act: no value to credit
+            if name in row and name in t.params:
+                row[name] = None
+        row["inactive"] = ", ".join(sorted(idle)) or None
         for key in report_columns():
             row[key] = a.get(key)
         row["n_params"] = row.pop("params")
@@ -91,6 +97,24 @@ def pareto_mask(cost_a: np.ndarray, cost_b: np.ndarray) -> np.ndarray:
         dominated = (cost_a <= cost_a[i]) & (cost_b <= cost_b[i]) & ((cost_a < cost_a[i]) | (cost_b < cost_b[i]))
         mask[i] = not dominated.any()
     return mask
+
+
+def inactive_params(trial: optuna.trial.FrozenTrial) -> set[str]:
+    """The trial's parameters (Optuna names) that could not act on its configuration.
+
+    New trials record them ("inactive": not sampled at all); a trial of an older harness sampled
+    them anyway, so they are worked out again from its config (`TrainConfig.inactive`), and an
+    old study's dropout at one layer is not read as if it had done something.
+    """
+    names = set(trial.user_attrs.get("inactive") or [])
+    config = trial.user_attrs.get("config")
+    if config:
+        try:
+            off = set(TrainConfig.from_dict(config).inactive())
+        except (HarnessError, TypeError):  # a config of a family this process does not know
+            off = set()
+        names |= {name for name in trial.params if name.rpartition(".")[2] in off}
+    return names
 
 
 def sampled_params(study: optuna.Study, frame: pd.DataFrame) -> dict[str, dict]:

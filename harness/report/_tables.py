@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow
+import pyarrow.parquet
 
 TOP_COLUMNS = {
     "number": "trial", "model": "model", "hidden_dim": "hidden", "layers": "layers", "embedding_dim": "embed",
@@ -47,17 +50,27 @@ def param_summary(frame: pd.DataFrame, params: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_tables(frame: pd.DataFrame, params: dict, out: Path, k: int) -> list[Path]:
+def write_tables(frame: pd.DataFrame, params: dict, out: Path, k: int, baseline: dict | None = None) -> list[Path]:
+    """trials.csv/.parquet, the top tables and the parameter summary. A CSV has no place for metadata, so the
+    count model's figures go beside it in trials.meta.json (and into the Parquet file's own metadata), and
+    each trial's `val_bpc_minus_count_model` says by how much it beat (negative) or missed that figure."""
     files = []
     flat = frame.drop(columns=["start", "complete"]).assign(
         start=frame["start"].astype(str), complete=frame["complete"].astype(str))
+    if baseline and "val_bpc" in flat:
+        flat["val_bpc_minus_count_model"] = flat["val_bpc"].astype(float) - float(baseline["val_bpc"])
+    meta = {"count_model": baseline, "columns": "one row per trial; bpc are bits per character",
+            "unigram_val_bpc": (baseline or {}).get("unigram_val_bpc")}
+    (out / "trials.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     flat.to_csv(out / "trials.csv", index=False)
     for column in flat.columns:  # Parquet needs one type per column; mixed object columns become text
         if flat[column].dtype == object:
             flat[column] = flat[column].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
                                             else str(v))
-    flat.to_parquet(out / "trials.parquet", index=False)
-    files += [out / "trials.csv", out / "trials.parquet"]
+    table = pyarrow.Table.from_pandas(flat, preserve_index=False)
+    schema_meta = {**(table.schema.metadata or {}), b"harness": json.dumps(meta).encode()}
+    pyarrow.parquet.write_table(table.replace_schema_metadata(schema_meta), out / "trials.parquet")
+    files += [out / "trials.csv", out / "trials.parquet", out / "trials.meta.json"]
     by_bpc, by_eff = top_table(frame, "best_bpc", k), top_table(frame, "efficiency_bits_per_device_s", k)
     md = [f"## Top {k} by held-out bits per character\n", markdown_table(by_bpc), "",
           f"## Top {k} by efficiency (bits per character saved over a uniform guess, per device-second)\n",

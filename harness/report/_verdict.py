@@ -68,6 +68,7 @@ def confirmed_table(v: Verdict) -> pd.DataFrame:
                          "95% interval": [f"{lo:.4f}-{hi:.4f}" if lo == lo else "-" for lo, hi in
                                           zip(c["ci95_low"], c["ci95_high"], strict=False)],
                          "chosen on (val bpc)": c["val_bpc"], "val rank": c["val_rank"],
+                         "dynamic test bpc (adaptive)": c.get("test_dynamic_bpc_mean"),
                          "tied with": c["tied_with"].replace("", "-")})
 
 

@@ -33,7 +33,7 @@ from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repai
 from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
 from harness.search._results import open_results, study_spec_for
-from harness.search._resume import CHANGES_ATTR, SPEC_ATTR, check_resume
+from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, check_resume
 from harness.search._space import Param, grid_size, grid_values
 from harness.search._spec import GenerateSpec, StudySpec, load_study, parse_study
 from harness.search._status import best_trial, describe_trial, retried_numbers, status_summary
@@ -65,6 +65,7 @@ __all__ = [
     "PLAN_ATTR",
     "RESULT_ATTR",
     "SPEC_ATTR",
+    "BASELINE_ATTR",
     "STOP_REASONS",
     "GenerateSpec",
     "HeartbeatJournalStorage",

@@ -120,7 +120,8 @@ def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, s
 def summarize(study: optuna.Study) -> pd.DataFrame:
     """Per source configuration: test bpc mean, sd, 95% interval, the validation figure, rank and ties."""
     rows = [{"source_trial": t.user_attrs["source_trial"], "seed": t.user_attrs["seed"], "test_bpc": t.values[0],
-             "val_bpc": t.user_attrs.get("source_val_bpc"), "params": t.params}
+             "val_bpc": t.user_attrs.get("source_val_bpc"), "params": t.params,
+             "dynamic": t.user_attrs.get("test_dynamic_bpc")}
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.values and "source_trial" in t.user_attrs]
     if not rows:
@@ -134,6 +135,8 @@ def summarize(study: optuna.Study) -> pd.DataFrame:
         half = t975(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
         out.append({"trial": int(source), "runs": n, "test_bpc_mean": mean, "test_bpc_sd": sd,
                     "ci95_low": mean - half, "ci95_high": mean + half, "val_bpc": float(group["val_bpc"].iloc[0]),
+                    # beside the static figure, never ranked on: the model went on learning on the test text
+                    "test_dynamic_bpc_mean": float(pd.to_numeric(group["dynamic"], errors="coerce").mean()),
                     "params": group["params"].iloc[0]})
     frame = pd.DataFrame(out).sort_values("test_bpc_mean").reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))

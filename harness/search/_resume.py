@@ -16,6 +16,7 @@ from typing import Any
 
 SPEC_ATTR = "harness:spec"
 CHANGES_ATTR = "harness:spec_changes"
+BASELINE_ATTR = "harness:baseline"  # the count model's figures (harness.data._ngram), stored when a sweep opens it
 
 # key in the stored record -> how the user finds it in the study file
 MEANING = {
@@ -28,6 +29,8 @@ MEANING = {
     "second_objective": "[study] second_objective",
     "budget": "[budget] per_trial",
     "evals": "[budget] evals",
+    "eval_spacing": "[budget] eval_spacing",
+    "patience": "[budget] patience",
     "precision": "[study] precision",
 }
 ALLOWED = {
@@ -37,12 +40,16 @@ ALLOWED = {
 }
 
 
+# keys a later release added, with the value every study before it had: an older record means that
+ADDED = {"eval_spacing": "even", "patience": 0}
+
+
 def _flat(record: dict) -> dict[str, tuple[str, Any]]:
     """Comparable items: (where the user sees it, value); fixed settings and parameters one by one."""
     items: dict[str, tuple[str, Any]] = {}
     for key, label in MEANING.items():
-        if key in record:
-            items[key] = (label, record[key])
+        if key in record or key in ADDED:
+            items[key] = (label, record.get(key, ADDED.get(key)))
     for name, value in (record.get("fixed") or {}).items():
         items[f"fixed.{name}"] = (f"[fixed] {name}", value)
     for family, table in (record.get("family_fixed") or {}).items():
@@ -70,7 +77,7 @@ def check_resume(stored: dict, current: dict) -> tuple[list[str], dict[str, list
     refusals = []
     comparable = set(old) | {k for k in new if k.startswith(("fixed.", "space."))}
     for key in sorted(comparable, key=lambda k: (k.count("."), k)):
-        if "." not in key and (key not in stored or key not in current):
+        if "." not in key and key not in ADDED and (key not in stored or key not in current):
             continue  # recorded by an older harness, or not known yet: nothing to compare with
         before = old.get(key, (new.get(key, ("", None))[0], None))
         after = new.get(key, (before[0], None))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from harness.search._spec import StudySpec
 
 INT_PARAMS = {"embedding_dim", "hidden_dim", "layers", "seq_len", "batch_size", "seed", "heads"}
-FLOAT_PARAMS = {"dropout", "lr", "weight_decay", "beta1", "beta2", "grad_clip", "lr_warmup", "lr_decay", "lr_min_ratio"}
+FLOAT_PARAMS = {"dropout", "embedding_drop", "dropout_input", "dropout_output", "weight_drop", "lr", "weight_decay", "beta1", "beta2", "grad_clip", "lr_warmup", "lr_decay", "lr_min_ratio"}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 

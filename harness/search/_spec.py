@@ -20,7 +20,15 @@ from harness.search._space import (
     grid_size,
     read_settings,
 )
-from harness.training import PRECISION_MODES, Budget, GenerateSpec, TrainConfig, parse_duration
+from harness.training import (
+    EVAL_SPACINGS,
+    PRECISION_MODES,
+    Budget,
+    GenerateSpec,
+    TrainConfig,
+    eval_fractions,
+    parse_duration,
+)
 
 if TYPE_CHECKING:
     from harness.data import Corpus
@@ -49,6 +57,8 @@ class StudySpec:
     precision: str = "auto"
     budget: Budget = field(default_factory=lambda: Budget("seconds", 60.0))
     evals: int = 8
+    eval_spacing: str = "even"  # [budget] eval_spacing: "even" or "geometric" (harness.training.eval_fractions)
+    patience: int = 0  # [budget] patience: evaluations without improvement before a trial stops; 0 is off
     fixed: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
     family_fixed: dict[str, dict[str, Any]] = field(default_factory=dict)  # [fixed.<family>]
@@ -61,6 +71,15 @@ class StudySpec:
     @property
     def multi_objective(self) -> bool:
         return self.second_objective is not None
+
+    def pruner_step(self, index: int) -> int:
+        """The step evaluation `index` is reported to the pruner at: its resource, the same unit for every
+        trial. Even spacing keeps the evaluation's number (what studies have always reported); geometric
+        spacing reports the budget's share in thousandths, so Hyperband's rungs are shares of the budget
+        and not evaluation counts that stand for ever-larger shares."""
+        if self.eval_spacing == "even":
+            return index
+        return round(1000 * eval_fractions(self.evals, self.eval_spacing)[index - 1])
 
     def families(self) -> list[str]:
         """The model families the study's trials can train."""
@@ -88,6 +107,7 @@ class StudySpec:
             "name": self.name, "corpus": self.corpus, "trials": self.trials, "timeout": self.timeout,
             "seed": self.seed, "sampler": self.sampler, "pruner": self.pruner, "objective": self.objective,
             "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
+            "eval_spacing": self.eval_spacing, "patience": self.patience,
             "precision": self.precision, "fixed": dict(self.fixed), "space": {k: vars(p).copy() for k, p in self.space.items()},
             "family_fixed": {k: dict(v) for k, v in self.family_fixed.items()},
             "question": self.question, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding,
@@ -127,7 +147,9 @@ class StudySpec:
         generate = {k: v for k, v in (record.get("generate") or {"enabled": False}).items()
                     if k in vars(defaults.generate)}
         data = {"study": study, "budget": {"per_trial": record.get("budget", str(defaults.budget)),
-                                           "evals": record.get("evals", defaults.evals)},
+                                           "evals": record.get("evals", defaults.evals),
+                                           "eval_spacing": record.get("eval_spacing", defaults.eval_spacing),
+                                           "patience": record.get("patience", defaults.patience)},
                 "fixed": {**(record.get("fixed") or {}), **(record.get("family_fixed") or {})}, "space": space,
                 "generate": generate}
         spec = parse_study(data, path)
@@ -232,7 +254,7 @@ def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusO
 
 def _read_budget(c: Checker, budget: dict, spec: StudySpec) -> None:
     d = spec
-    c.keys(budget, "budget", {"per_trial", "evals"})
+    c.keys(budget, "budget", {"per_trial", "evals", "eval_spacing", "patience"})
     per_trial = c.typed(budget, "budget", "per_trial", (str,), "a budget such as 60s, 500k or 2ep", str(d.budget))
     try:
         spec.budget = Budget.parse(per_trial)
@@ -241,6 +263,13 @@ def _read_budget(c: Checker, budget: dict, spec: StudySpec) -> None:
     spec.evals = c.typed(budget, "budget", "evals", (int,), "a whole number", d.evals)
     if spec.evals < 1:
         c.fail("[budget] evals", "must be at least 1")
+    spec.eval_spacing = c.choice(budget, "budget", "eval_spacing", EVAL_SPACINGS, d.eval_spacing)
+    spec.patience = c.typed(budget, "budget", "patience", (int,), "a whole number of evaluations", d.patience)
+    if not spec.patience >= 0:
+        c.fail("[budget] patience", f"must be 0 (off) or a number of evaluations, got {spec.patience}")
+    if spec.patience >= spec.evals > 1:
+        c.fail("[budget] patience", f"{spec.patience} can never run out with evals = {spec.evals}; use fewer "
+                                    f"than evals, or 0 to turn it off")
 
 
 def _read_generate(c: Checker, gen: dict) -> GenerateSpec:

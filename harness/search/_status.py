@@ -7,6 +7,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from harness.common import format_param
 from harness.search._artifacts import trial_host
+from harness.search._resume import BASELINE_ATTR
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
@@ -84,4 +85,5 @@ def status_summary(study: optuna.Study) -> dict:
                     "retry_of": t.user_attrs.get("retry_of"), "retried_as": retried_as.get(t.number),
                     "device_seconds": t.user_attrs.get("device_seconds"), "host": trial_host(t)} for t in trials],
         "hosts": hosts,
+        "baseline": study.user_attrs.get(BASELINE_ATTR),
     }

@@ -10,7 +10,7 @@ from harness.common import HarnessError, interrupts
 from harness.data import Corpus
 from harness.search._options import SweepOptions
 from harness.search._optuna import quiet
-from harness.search._resume import CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume
+from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume
 from harness.search._space import grid_values
 from harness.search._spec import StudySpec
 from harness.search._storage import open_storage
@@ -55,8 +55,9 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     if spec.multi_objective or spec.pruner == "none":
         return optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective studies
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.evals, reduction_factor=3)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=spec.pruner_step(1))
+    return optuna.pruners.HyperbandPruner(min_resource=spec.pruner_step(1), max_resource=spec.pruner_step(spec.evals),
+                                          reduction_factor=3)
 
 
 def open_study(spec: StudySpec, options: SweepOptions, seed: int = 0, create: bool = True,
@@ -91,6 +92,7 @@ def _create_or_resume(spec: StudySpec, storage, seed: int, corpus: Corpus | None
     current = spec.to_record(corpus)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, current)
+        _store_baseline(study, corpus)
         return study
     refusals, allowed = check_resume(stored, current)
     if refusals:
@@ -102,4 +104,12 @@ def _create_or_resume(spec: StudySpec, storage, seed: int, corpus: Corpus | None
     if allowed:
         study.set_user_attr(CHANGES_ATTR, study.user_attrs.get(CHANGES_ATTR, []) + [changes_entry(allowed)])
         study.set_user_attr(SPEC_ATTR, {**stored, **current})
+    _store_baseline(study, corpus)
     return study
+
+
+def _store_baseline(study: optuna.Study, corpus: Corpus | None) -> None:
+    """The count model's figures for the study's text and split, once per study (a study begun before they
+    existed gets them at its next resume), so status and the report read them from the storage alone."""
+    if corpus is not None and BASELINE_ATTR not in study.user_attrs:
+        study.set_user_attr(BASELINE_ATTR, corpus.count_baseline().to_dict())

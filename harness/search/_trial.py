@@ -29,6 +29,7 @@ from harness.common import (
 )
 from harness.data import Corpus
 from harness.measure import Reference, Telemetry, cost_summary
+from harness.models import carries_state
 from harness.search._artifacts import this_host
 from harness.search._spec import StudySpec
 from harness.training import (
@@ -46,11 +47,30 @@ FAULTS_ENV = "HARNESS_INJECT_FAULTS"  # e.g. "oom@1,nan@3,error@4": fault inject
 
 def suggest(trial: Trial, spec: StudySpec) -> dict:
     """The trial's sampled settings by their config names: the family first, then the shared space, then the
-    family's own ([space.<family>.<key>], sampled under the Optuna name "<family>.<key>")."""
+    family's own ([space.<family>.<key>], sampled under the Optuna name "<family>.<key>").
+
+    A setting that cannot act on the configuration drawn so far (dropout at one layer, a recurrent
+    regularizer in a gpt trial: `TrainConfig.inactive`) is not sampled: Optuna's define-by-run space
+    makes it conditional, TPE learns it only from trials where it acted, and the trial records it in
+    its "inactive" attribute for the report. A setting whose activity hangs on one not drawn yet
+    (`layers` listed after `dropout`) waits until the end of the draw; in the file order the
+    shipped studies use (layers first), the order of draws is what it always was.
+    """
     params: dict = {}
+    inactive: list[str] = []
     order = sorted(spec.space.values(), key=lambda p: (p.name != "model", p.family is not None))
-    for p in order:
+    deciding = {"model", "layers"}
+    waiting = list(order)
+    while waiting:
+        p = waiting.pop(0)
         if p.family is not None and p.family != params.get("model", spec.fixed.get("model")):
+            continue
+        undecided = [q for q in waiting if q.name in deciding and q.family in (None, params.get("model"))]
+        if p.name not in deciding and undecided:
+            waiting.insert(waiting.index(undecided[-1]) + 1, p)
+            continue
+        if p.name not in deciding and p.name in _inactive_so_far(spec, params):
+            inactive.append(p.optuna_name)
             continue
         name = p.optuna_name
         if p.kind == "categorical":
@@ -59,7 +79,17 @@ def suggest(trial: Trial, spec: StudySpec) -> dict:
             params[p.name] = trial.suggest_int(name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
         else:
             params[p.name] = trial.suggest_float(name, p.low, p.high, step=p.step, log=p.log)
+    if inactive:
+        trial.set_user_attr("inactive", sorted(inactive))
     return params
+
+
+def _inactive_so_far(spec: StudySpec, params: dict) -> tuple[str, ...]:
+    values = spec.values_for(params)
+    try:
+        return TrainConfig.from_dict(values).inactive()
+    except HarnessError:  # an unknown family: the sweep's own check reports it
+        return ()
 
 
 def parse_faults() -> dict[int, str]:
@@ -145,7 +175,7 @@ class TrialRunner:
             trial.set_user_attr("curve", trial.user_attrs.get("curve", []) + [point.to_dict()])
             if not single:
                 return False  # Optuna cannot prune multi-objective studies
-            trial.report(point.bpc, step=point.index)
+            trial.report(point.bpc, step=spec.pruner_step(point.index))
             # never prune at the last evaluation: the trial has already paid for it
             return point.index < spec.evals and trial.should_prune()
 
@@ -156,6 +186,7 @@ class TrialRunner:
         clock = time.perf_counter()
         with Telemetry(self.device) as telemetry:
             trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
+                              eval_spacing=spec.eval_spacing, patience=spec.patience,
                               precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
                               telemetry=telemetry)
             if fault == "oom":
@@ -191,9 +222,13 @@ class TrialRunner:
         return summary
 
     def test_bpc(self, trial: Trial, checkpoint: str) -> float:
-        result = evaluate_checkpoint(load_checkpoint(checkpoint, self.device), self.corpus, "test")
+        """The confirmation figure on the test split; the dynamic one beside it where the family carries state
+        (recorded, never the objective)."""
+        ckpt = load_checkpoint(checkpoint, self.device)
+        result = evaluate_checkpoint(ckpt, self.corpus, "test", dynamic={} if carries_state(ckpt.model.family) else None)
         for key in ("bpc", "ppl", "loss", "chars"):
             trial.set_user_attr(f"test_{key}", result[key])
+        trial.set_user_attr("test_dynamic_bpc", result.get("dynamic_bpc"))
         return result["bpc"]
 
     def status(self) -> str:

@@ -6,7 +6,15 @@ its result's `summary()` is the record every reader uses (harness.training._reco
 
 from harness.training._checkpoint import FORMAT as CHECKPOINT_FORMAT
 from harness.training._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from harness.training._config import LR_SCHEDULES, Budget, TrainConfig, parse_duration
+from harness.training._config import (
+    EVAL_SPACINGS,
+    LR_SCHEDULES,
+    Budget,
+    TrainConfig,
+    eval_fractions,
+    parse_duration,
+)
+from harness.training._dynamic import DYNAMIC_CHUNK, DYNAMIC_DECAY, DYNAMIC_LR, dynamic_evaluate
 from harness.training._evaluation import (
     EVAL_CHUNK,
     EVAL_STREAMS,
@@ -49,7 +57,11 @@ from harness.training._trainer import (
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "DYNAMIC_CHUNK",
+    "DYNAMIC_DECAY",
+    "DYNAMIC_LR",
     "EVAL_CHUNK",
+    "EVAL_SPACINGS",
     "EVAL_STREAMS",
     "LR_SCHEDULES",
     "PRECISION_MODES",
@@ -73,8 +85,10 @@ __all__ = [
     "checkpoint_corpus",
     "decide",
     "draw",
+    "dynamic_evaluate",
     "epoch_chunks",
     "eval_streams",
+    "eval_fractions",
     "evaluate",
     "evaluate_checkpoint",
     "filter_logits",

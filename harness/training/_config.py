@@ -11,7 +11,15 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from harness.common import HarnessError
-from harness.models import CharModel, build_model, family_options, flops_per_char, get_family
+from harness.models import (
+    REGULARIZERS,
+    CharModel,
+    build_model,
+    family_names,
+    family_options,
+    flops_per_char,
+    get_family,
+)
 
 LR_SCHEDULES = ("constant", "wsd", "cosine", "linear")
 
@@ -26,12 +34,18 @@ class TrainConfig:
     dropout: float = 0.3
     heads: int = 4  # gpt only: attention heads (embedding_dim must divide by it)
     tie_embeddings: bool = True  # gpt only: the output layer is the token embedding
+    # regularizers that act at every depth (lstm, gru, rnn; AWD-LSTM's, harness.models._recurrent); 0 is off
+    embedding_drop: float = 0.0  # whole characters' embedding rows dropped per chunk
+    dropout_input: float = 0.0  # locked dropout on the embedding's output
+    dropout_output: float = 0.0  # locked dropout on the last layer's output
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden matrices
     # the data it sees per step
     seq_len: int = 50
     batch_size: int = 32
     # the optimizer and its schedule
     lr: float = 1e-3
     weight_decay: float = 0.0
+    decoupled_decay: bool = False  # state-carrying families: AdamW (decay off the gradient) instead of Adam's L2
     beta1: float = 0.9
     beta2: float = 0.999
     grad_clip: float = 1.0
@@ -51,8 +65,9 @@ class TrainConfig:
         if "heads" in family.options and self.embedding_dim % self.heads:
             raise HarnessError(f"embedding_dim {self.embedding_dim} is not divisible by heads {self.heads}: {self.model}'s "
                                f"width is split evenly over its attention heads; pick heads that divide it")
-        if not 0.0 <= self.dropout < 1.0:
-            raise HarnessError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", *REGULARIZERS):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise HarnessError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise HarnessError(f"lr must be a positive number, got {self.lr!r}")
         if self.weight_decay < 0:
@@ -73,6 +88,22 @@ class TrainConfig:
         if self.grad_clip < 0:
             raise HarnessError(f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         return self
+
+    def inactive(self) -> tuple[str, ...]:
+        """The settings that cannot act on this configuration, so that nobody credits them with an effect.
+
+        `dropout` at one layer of a family that drops only between layers; a family's own settings
+        (gpt's heads, the recurrent regularizers) in another family; what a family never reads (the
+        bigram MLP's hidden_dim and layers); `decoupled_decay` where AdamW is the only optimizer.
+        """
+        family = get_family(self.model)
+        own = {name for f in (get_family(n) for n in family_names()) for name in f.options} - {"seq_len"}
+        off = set(family.ignores) | (own - set(family.options))
+        if family.dropout_between_layers and self.layers == 1:
+            off.add("dropout")
+        if not family.carries_state:
+            off.add("decoupled_decay")
+        return tuple(sorted(off))
 
     def lr_factor(self, fraction: float) -> float:
         """The learning rate's multiplier when `fraction` of the budget is spent.
@@ -116,6 +147,26 @@ class TrainConfig:
         if unknown:
             raise HarnessError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**values)
+
+
+EVAL_SPACINGS = ("even", "geometric")
+
+
+def eval_fractions(evals: int, spacing: str = "even") -> list[float]:
+    """The shares of the budget at which a run evaluates, ending at 1.
+
+    "even": k/n, the harness's first schedule. "geometric": from 1/n^2 to 1 with a constant ratio
+    (10 evaluations: 0.010, 0.017, 0.028, ... 0.60, 1), for runs that pass a small text many times:
+    there the held-out minimum falls early, often before 10% of the run, where even spacing has at
+    most one point (docs/measurements.md, "Many passes"). Every point is found to within the same
+    relative error of its position instead of the same absolute one.
+    """
+    if spacing not in EVAL_SPACINGS:
+        raise HarnessError(f"eval spacing {spacing!r} is not one of {', '.join(EVAL_SPACINGS)}")
+    if spacing == "even" or evals == 1:
+        return [k / evals for k in range(1, evals + 1)]
+    first = 1.0 / evals**2
+    return [first ** ((evals - k) / (evals - 1)) for k in range(1, evals + 1)]
 
 
 _UNITS = {

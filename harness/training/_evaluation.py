@@ -126,8 +126,9 @@ def checkpoint_corpus(meta: dict, spec: str | None = None) -> Corpus:
     return load_corpus(spec or info.get("spec", DEFAULT_SPEC), options)
 
 
-def evaluate_checkpoint(checkpoint, corpus: Corpus, split: str = "test") -> dict:
-    """Held-out loss of a checkpoint on a split, encoded with the checkpoint's own vocabulary."""
+def evaluate_checkpoint(checkpoint, corpus: Corpus, split: str = "test", dynamic: dict | None = None) -> dict:
+    """Held-out loss of a checkpoint on a split, encoded with the checkpoint's own vocabulary; with `dynamic`
+    (options of `dynamic_evaluate`, {} for its defaults), the dynamic figure beside it as `dynamic_*`."""
     text = corpus.test_text if split == "test" else corpus.text[corpus.bounds[0] : corpus.bounds[1]]
     if len(text) < 2:
         raise HarnessError(f"corpus {corpus.name!r} has no {split} text to evaluate on (its {split} share is 0)")
@@ -135,5 +136,11 @@ def evaluate_checkpoint(checkpoint, corpus: Corpus, split: str = "test") -> dict
     tokens = checkpoint.vocab.encode(text).to(device)
     loss = evaluate(checkpoint.model, tokens)
     unknown = checkpoint.vocab.missing(text)
-    return {"split": split, "chars": len(text), "loss": loss, "bpc": bits_per_char(loss), "ppl": perplexity(loss),
-            "unknown_symbols": unknown, "corpus": corpus.name}
+    result = {"split": split, "chars": len(text), "loss": loss, "bpc": bits_per_char(loss), "ppl": perplexity(loss),
+              "unknown_symbols": unknown, "corpus": corpus.name}
+    if dynamic is not None:
+        from harness.training._dynamic import dynamic_evaluate
+
+        figure = dynamic_evaluate(checkpoint.model, tokens, **dynamic)
+        result.update({f"dynamic_{k}": v for k, v in figure.items()})
+    return result

@@ -55,7 +55,7 @@ class Progress:
 
 @dataclass
 class TrainResult:
-    status: str  # completed | pruned | diverged
+    status: str  # completed | stopped_early (patience ran out) | pruned | diverged
     reason: str | None
     config: dict
     budget: str
