@@ -220,3 +220,18 @@ def test_the_report_does_not_credit_an_old_studys_dropout_at_one_layer(tmp_path)
     assert (frame.loc[one, "inactive"] == "dropout").all()
     paths, note = fig_importance(trials, tmp_path, ["png"])
     assert paths and "dropout" in note
+
+
+def test_max_chars_keeps_the_texts_start_and_a_study_records_it(small_text_file):
+    from harness.search import load_study
+
+    corpus = load_corpus(str(small_text_file), CorpusOptions(max_chars=5000))
+    assert len(corpus.text) == 5000 and corpus.describe()["max_chars"] == 5000
+    assert "max_chars" not in load_corpus(str(small_text_file)).describe()  # older checkpoints' meta unchanged
+    spec = load_study("studies/prince-many-passes.toml")
+    assert spec.corpus_options.max_chars == 64000 and spec.patience == 3 and spec.eval_spacing == "geometric"
+    assert spec.to_record()["max_chars"] == 64000
+    from harness.common import HarnessError
+
+    with pytest.raises(HarnessError, match=r"\[study\] max_chars"):
+        parse_study({"study": {"name": "t", "max_chars": 10}})

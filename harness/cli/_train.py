@@ -31,12 +31,15 @@ def add_corpus_args(parser: argparse.ArgumentParser, default: str | None = DEFAU
     group.add_argument("--encoding", default="utf-8", help="text encoding of a corpus file (default utf-8)")
     group.add_argument("--no-lowercase", dest="lowercase", action="store_false",
                        help="keep case (default: lower-case the text, as the course runs did)")
+    group.add_argument("--max-chars", type=int, default=None,
+                       help="only the text's first N characters (a short text the run passes many times)")
     group.add_argument("--split", type=float, nargs=3, default=list(DEFAULT_SPLIT), metavar=("TRAIN", "VAL", "TEST"),
                        help="contiguous train/validation/test fractions (default 0.9 0.05 0.05)")
 
 
 def corpus_options(args: argparse.Namespace) -> CorpusOptions:
-    return CorpusOptions(lowercase=args.lowercase, split=tuple(args.split), encoding=args.encoding)
+    return CorpusOptions(lowercase=args.lowercase, split=tuple(args.split), encoding=args.encoding,
+                         max_chars=args.max_chars)
 
 
 def add_regularizer_args(p: argparse.ArgumentParser) -> None:

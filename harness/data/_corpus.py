@@ -38,6 +38,7 @@ class CorpusOptions:
     lowercase: bool = True
     split: tuple[float, float, float] = DEFAULT_SPLIT
     encoding: str = "utf-8"
+    max_chars: int | None = None  # only the text's first N characters (a short text passed many times)
 
 
 _BASELINES: dict[tuple, Baseline] = {}
@@ -116,7 +117,10 @@ class Corpus:
     def describe(self) -> dict:
         """What a checkpoint needs to find the same text and split again."""
         o = self.options
-        return {"spec": self.name, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding}
+        info = {"spec": self.name, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding}
+        if o.max_chars is not None:
+            info["max_chars"] = o.max_chars
+        return info
 
     @property
     def sha256(self) -> str:
@@ -282,6 +286,10 @@ def load_corpus(spec: str = DEFAULT_SPEC, options: CorpusOptions | None = None) 
     options = options or CorpusOptions()
     check_split(options.split)
     text = load_text(spec, options.encoding)
+    if options.max_chars is not None:
+        if not isinstance(options.max_chars, int) or isinstance(options.max_chars, bool) or options.max_chars < 1000:
+            raise HarnessError(f"max_chars must be a whole number of at least 1000 characters, got {options.max_chars!r}")
+        text = text[: options.max_chars]
     if options.lowercase:
         text = text.lower()
     if not text.strip():

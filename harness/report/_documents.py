@@ -144,7 +144,7 @@ def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]
     return [
         ("Study", f"{study.study_name}: {counts}"),
         ("Corpus", spec.get("corpus", "-")),
-        ("Budget per trial", f"{describe_budget(spec.get('budget'))}, {spec.get('evals', '-')} evaluations"),
+        ("Budget per trial", budget_fact(frame, spec)),
         ("Sampler / pruner", f"{spec.get('sampler', '-')} / {spec.get('pruner', '-')}"),
         ("Machine", f"{fp.get('device_name', '-')} on {fp.get('host', '-')} ({fp.get('machine', '-')}), "
                     f"torch {fp.get('torch', '-')}, CUDA {fp.get('cuda') or '-'}, driver {fp.get('driver') or '-'}"),
@@ -152,6 +152,17 @@ def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]
         ("Device sharing", sharing),
         ("Best configuration", ", ".join(f"{k}={_cell(v)}" for k, v in config.items())),
     ]
+
+
+def budget_fact(frame: pd.DataFrame, spec: dict) -> str:
+    """The per-trial budget, its evaluations and, where patience ended trials, how many it ended."""
+    text = f"{describe_budget(spec.get('budget'))}, {spec.get('evals', '-')} evaluations"
+    if spec.get("eval_spacing", "even") != "even":
+        text += f" ({spec['eval_spacing']} spacing)"
+    if spec.get("patience"):
+        stopped = int((frame["status"] == "stopped_early").sum()) if "status" in frame else 0
+        text += f"; patience {spec['patience']} evaluations ({stopped} trials stopped early, charged what they ran)"
+    return text
 
 
 MIXED_CONCURRENCY = 0.25  # runs on the device: a spread above this is flagged

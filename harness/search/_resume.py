@@ -23,6 +23,7 @@ MEANING = {
     "corpus_sha256": "[study] corpus (its text)",
     "lowercase": "[study] lowercase",
     "split": "[study] split",
+    "max_chars": "[study] max_chars",
     "sampler": "[study] sampler",
     "pruner": "[study] pruner",
     "objective": "[study] objective",
@@ -41,7 +42,7 @@ ALLOWED = {
 
 
 # keys a later release added, with the value every study before it had: an older record means that
-ADDED = {"eval_spacing": "even", "patience": 0}
+ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None}
 
 
 def _flat(record: dict) -> dict[str, tuple[str, Any]]:

@@ -111,6 +111,7 @@ class StudySpec:
             "precision": self.precision, "fixed": dict(self.fixed), "space": {k: vars(p).copy() for k, p in self.space.items()},
             "family_fixed": {k: dict(v) for k, v in self.family_fixed.items()},
             "question": self.question, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding,
+            "max_chars": o.max_chars,
             "device": self.device, "max_consecutive_failures": self.max_consecutive_failures,
             "generate": vars(self.generate).copy(), "confirm": self.confirm, "trials_subdir": self.trials_subdir,
         }
@@ -124,7 +125,7 @@ class StudySpec:
         """The spec a record describes, checked as a study file is. Records of older releases lack some
         keys (`generate`, `confirm`, ...): those take their defaults."""
         defaults = cls(path=None, name=record.get("name", "study"))
-        study = {k: record[k] for k in ("name", "corpus", "lowercase", "split", "encoding", "seed", "sampler",
+        study = {k: record[k] for k in ("name", "corpus", "lowercase", "split", "encoding", "max_chars", "seed", "sampler",
                                         "pruner", "objective", "device", "precision", "question",
                                         "max_consecutive_failures", "second_objective", "trials")
                  if record.get(k) is not None}
@@ -178,7 +179,7 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     if not isinstance(study, dict):
         c.fail("[study]", "must be a table")
     c.keys(study, "study", {
-        "name", "question", "corpus", "lowercase", "split", "encoding", "trials", "timeout", "seed", "sampler",
+        "name", "question", "corpus", "lowercase", "split", "encoding", "max_chars", "trials", "timeout", "seed", "sampler",
         "pruner", "objective", "second_objective", "device", "max_consecutive_failures", "precision",
     })
     name = c.typed(study, "study", "name", (str,), "a string", path.stem if path else "study")
@@ -228,7 +229,10 @@ def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusO
         lowercase=c.typed(study, "study", "lowercase", (bool,), "true or false", options.lowercase),
         split=tuple(float(x) for x in split),
         encoding=c.typed(study, "study", "encoding", (str,), "an encoding name", options.encoding),
+        max_chars=c.typed(study, "study", "max_chars", (int,), "a whole number of characters", options.max_chars),
     )
+    if spec.corpus_options.max_chars is not None and spec.corpus_options.max_chars < 1000:
+        c.fail("[study] max_chars", f"must be at least 1000 characters, got {spec.corpus_options.max_chars}")
     trials = c.typed(study, "study", "trials", (int,), "a whole number", d.trials)
     if trials is not None and trials < 1:
         c.fail("[study] trials", f"must be at least 1, got {trials}")

@@ -122,7 +122,8 @@ def checkpoint_corpus(meta: dict, spec: str | None = None) -> Corpus:
     info = meta.get("corpus") or {}
     defaults = CorpusOptions()
     options = CorpusOptions(lowercase=info.get("lowercase", defaults.lowercase),
-                            split=tuple(info.get("split", DEFAULT_SPLIT)), encoding=info.get("encoding", defaults.encoding))
+                            split=tuple(info.get("split", DEFAULT_SPLIT)), encoding=info.get("encoding", defaults.encoding),
+                            max_chars=info.get("max_chars"))
     return load_corpus(spec or info.get("spec", DEFAULT_SPEC), options)
 
 

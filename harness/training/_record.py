@@ -35,7 +35,7 @@ def _table(text: str) -> tuple[Field, ...]:
 
 
 RUN_FIELDS = _table("""  # TrainResult.summary(), in its order
-status                text    t   completed | pruned | diverged
+status                text    tc  completed | stopped_early (patience ran out) | pruned | diverged
 reason                text    -   why the run stopped early, or null
 val_loss              number  -   held-out loss (nats/char) at the best evaluation
 val_bpc               number  tc  held-out bits/char at the best evaluation
