@@ -228,7 +228,9 @@ def test_max_chars_keeps_the_texts_start_and_a_study_records_it(small_text_file)
     corpus = load_corpus(str(small_text_file), CorpusOptions(max_chars=5000))
     assert len(corpus.text) == 5000 and corpus.describe()["max_chars"] == 5000
     assert "max_chars" not in load_corpus(str(small_text_file)).describe()  # older checkpoints' meta unchanged
-    spec = load_study("studies/prince-many-passes.toml")
+    from pathlib import Path
+
+    spec = load_study(Path(__file__).parent.parent / "studies" / "prince-many-passes.toml")
     assert spec.corpus_options.max_chars == 64000 and spec.patience == 1 and spec.eval_spacing == "geometric"
     assert spec.to_record()["max_chars"] == 64000
     from harness.common import HarnessError
