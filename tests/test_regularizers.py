@@ -185,7 +185,7 @@ def test_geometric_spacing_evaluates_early_and_ends_at_the_budget(small_corpus):
 
 def test_study_files_take_patience_and_spacing_and_report_a_shared_resource():
     spec = parse_study({"study": {"name": "t"}, "budget": {"evals": 10, "eval_spacing": "geometric", "patience": 3}})
-    assert spec.patience == 1 and spec.eval_spacing == "geometric"
+    assert spec.patience == 3 and spec.eval_spacing == "geometric"
     assert [spec.pruner_step(i) for i in (1, 5, 10)] == [10, 77, 1000]  # thousandths of the budget
     assert parse_study({"study": {"name": "t"}}).pruner_step(4) == 4  # even spacing: as always
     from harness.common import HarnessError
