@@ -49,9 +49,6 @@ def test_the_documented_example_runs_and_changes_nothing_in_the_caller(tmp_path,
 def test_importing_every_subpackage_has_no_side_effects():
     probe = (
         "import warnings, matplotlib, optuna, torch, pandas, seaborn, sqlalchemy, sacrebleu\n"
-        # scipy is no dependency of ours; where a machine has it, import it first, since it adds
-        # warning filters of its own on first import and would otherwise be blamed on harness
-        "try:\n    import scipy.stats  # noqa\nexcept ImportError:\n    pass\n"
         "backend = matplotlib.get_backend(); filters = list(warnings.filters)\n"
         "level = optuna.logging.get_verbosity()\n"
         "import harness, harness.cli, harness.report, harness.search, harness.training, harness.diagnostics\n"

@@ -237,3 +237,16 @@ def test_max_chars_keeps_the_texts_start_and_a_study_records_it(small_text_file)
 
     with pytest.raises(HarnessError, match=r"\[study\] max_chars"):
         parse_study({"study": {"name": "t", "max_chars": 10}})
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["--patience", "-1"], "--patience is a number"),
+                                                 (["--weight-drop", "1.5"], "weight_drop must be in"),
+                                                 (["--max-chars", "10"], "max_chars must be")])
+def test_harness_train_refuses_bad_values_before_writing_anything(tmp_path, small_text_file, flags, message, capsys,
+                                                                  monkeypatch):
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--corpus", str(small_text_file), "--budget", "2k", *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

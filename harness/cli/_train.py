@@ -129,6 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = Budget.parse(args.budget)
     if args.evals < 1:
         raise HarnessError(f"--evals must be at least 1, got {args.evals}")
+    if args.patience < 0:
+        raise HarnessError(f"--patience is a number of evaluations without improvement (0: off), got {args.patience}")
     device = resolve_device(args.device)
     corpus = load_corpus(args.corpus, corpus_options(args))
     corpus.check_fits(config.seq_len, config.batch_size)
