@@ -214,21 +214,6 @@ def test_every_trial_of_a_study_shares_one_ceiling_measured_before_the_first(tmp
     assert harness.load_results("results/ceiling").trials[2].user_attrs["matmul_ceiling"] == record
 
 
-def test_the_gpu_check_comes_in_parts_that_each_fit_one_device_call():
-    import subprocess
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    shown = subprocess.run(["bash", "scripts/gpu_check.sh", "--help"], capture_output=True, text=True, cwd=root)
-    assert shown.returncode == 0
-    for part in ("part 1 (~5 min)", "part 2 (~6 min)", "part 3 (~6 min)"):
-        assert part in shown.stdout
-    refused = subprocess.run(["bash", "scripts/gpu_check.sh", "--part", "4"], capture_output=True, text=True, cwd=root)
-    assert refused.returncode == 2 and "--part 1, 2, 3 or all" in refused.stderr
-    wheels = subprocess.run(["bash", "scripts/gpu_wheels.sh", "--arch", "arm64"], capture_output=True, text=True,
-                            cwd=root)
-    assert wheels.returncode == 2 and "x86_64 or aarch64" in wheels.stderr
-
-
 def test_a_run_shorter_than_the_sampling_period_still_has_a_utilization():
     from harness.measure import Telemetry
 

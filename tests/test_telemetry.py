@@ -167,3 +167,42 @@ def test_percentile():
     assert percentile(values, 95) == pytest.approx(95.05)
     assert percentile([], 95) is None
     assert percentile([3.0], 95) == 3.0
+
+
+class NoProcessSampleYet(FakeNVML):
+    """NVML's per-process utilization answers NotFound until a kernel has run since the timestamp given:
+    at a run's start, and in any quiet second. Here the first two reads find nothing."""
+
+    def nvmlDeviceGetProcessUtilization(self, h, last_seen):  # noqa: N802
+        if self.calls.get("process_util", 0) < 2:
+            self.calls["process_util"] = self.calls.get("process_util", 0) + 1
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return super().nvmlDeviceGetProcessUtilization(h, last_seen)
+
+
+def test_no_process_sample_yet_is_a_missing_reading_not_an_unsupported_field():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fake_telemetry(NoProcessSampleYet(), rate_hz=50, slow_interval_s=0.05) as tel, tel.window("training"):
+            time.sleep(0.5)
+    summary = tel.summary()
+    readings = [s["process_sm_util"] for s in tel.samples if "process_sm_util" in s]
+    assert readings[:2] == [None, None] and 35 in readings[2:], readings
+    assert "process_sm_util" not in summary["unsupported"]
+    assert summary["missing_readings"] == {"process_sm_util": 2}
+    assert summary["process_sm_util_mean"] == pytest.approx(35)
+    assert not any("process_sm_util" in str(w.message) for w in caught)
+
+
+def test_a_field_the_driver_does_not_support_is_still_unsupported_for_the_whole_run():
+    class NoProcessUtil(FakeNVML):
+        def nvmlDeviceGetProcessUtilization(self, h, last_seen):  # noqa: N802
+            self._call("process_util")
+            raise not_supported()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TelemetryWarning)
+        with fake_telemetry(NoProcessUtil(), rate_hz=50, slow_interval_s=0.05) as tel:
+            time.sleep(0.3)
+    assert "process_sm_util" in tel.summary()["unsupported"]
+    assert tel.nvml.calls["process_util"] == 1  # asked once, never again

@@ -32,6 +32,26 @@ def in_pid_namespace() -> bool:
     return not first.startswith(("systemd", "init"))
 
 
+# NVML's return codes that mean the device or driver never reports a field: NotSupported (a GB10's
+# memory queries), NoPermission, FunctionNotFound (an older driver). Every other code is about one
+# reading: NotFound is how nvmlDeviceGetProcessUtilization says "no sample newer than the timestamp",
+# at a run's start and in any second without kernels; NoData, NotReady, Timeout pass too.
+NEVER_READABLE_CODES = frozenset({3, 4, 13})
+
+
+def never_readable(error: Exception) -> bool:
+    """Whether a failed query means the field cannot be read on this device at all (then it is null for
+    the whole run, with one warning), rather than that this one reading had nothing to give.
+
+    An error that is not NVML's own answer (a binding without the function, a changed struct) is
+    treated as never readable: retrying it would fail the same way at every sample.
+    """
+    code = getattr(error, "value", None)
+    if type(error).__name__.startswith("NVMLError") and isinstance(code, int):
+        return code in NEVER_READABLE_CODES
+    return True
+
+
 class TelemetryWarning(UserWarning):
     """A telemetry field the device cannot report; raised once per field."""
 

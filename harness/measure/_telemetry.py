@@ -4,7 +4,9 @@ A background thread samples the run's own GPU (found by UUID, else PCI bus id, n
 assuming index 0) at a few Hz: utilization, memory-controller utilization, power, SM clock,
 temperature, memory used and the energy counter; the process list and system memory at 1 Hz.
 Each NVML field is probed once: a field the device cannot report (DGX Spark answers NotSupported
-for memory) is recorded as null, never 0, with one warning. Unified-memory devices get their
+for memory) is recorded as null, never 0, with one warning. A reading NVML has no answer for this
+once (NotFound from the per-process samples when no kernel ran since the last read) is a missing
+reading, counted in `missing_readings`, and the next sample asks again. Unified-memory devices get their
 memory figures from torch's allocator, NVML's process list and /proc/meminfo instead.
 
 Without a GPU or without NVML the same interface samples the process's CPU utilization and
@@ -37,6 +39,7 @@ from harness.measure._nvml import (
     TelemetryWarning,
     in_pid_namespace,
     load_nvml,
+    never_readable,
     nvml_handle,
     process_rss,
     system_memory_used,
@@ -76,6 +79,7 @@ class Telemetry:
         self.process_mem_source: str | None = "nvml process list" if self.gpu else None
         self.source = "nvml" if self.gpu else "cpu"
         self.unsupported: set[str] = set()
+        self.missing: dict[str, int] = {}  # readings NVML had no answer for, by field (not "unsupported")
         self._warned: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,10 +146,8 @@ class Telemetry:
 
     def _probe(self) -> None:
         for name, read in {**self._fields, "process_gpu_mem_bytes": self._process_gpu_memory}.items():
-            try:
-                read()
-            except Exception as e:
-                self._mark_unsupported(name, e)
+            self._read(name, read)
+        self.missing.clear()  # a probe before the run has no sample to miss
 
     def _mark_unsupported(self, name: str, error: Exception) -> None:
         self.unsupported.add(name)
@@ -160,7 +162,10 @@ class Telemetry:
         try:
             return read()
         except Exception as e:
-            self._mark_unsupported(name, e)
+            if never_readable(e):
+                self._mark_unsupported(name, e)
+            else:
+                self.missing[name] = self.missing.get(name, 0) + 1
             return None
 
     @property
@@ -345,6 +350,7 @@ class Telemetry:
             "peak_mem_source": peak_source,
             "process_mem_source": self.process_mem_source,
             "unsupported": sorted(self.unsupported),
+            "missing_readings": dict(sorted(self.missing.items())),
         }
 
     def achieved_rate(self) -> float | None:

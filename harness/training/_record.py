@@ -91,6 +91,7 @@ matmul_tflops         number  t   the measured matmul rate MFU is relative to
 telemetry_device      text    tc  the device the telemetry sampled
 telemetry_source      text    t   nvml or cpu
 unsupported           object  t   fields the device answered NotSupported
+missing_readings      object  t   readings NVML had no answer for, by field (NotFound: no new process sample)
 phases                object  t   seconds and energy per phase (training, evaluation, generation)
 samples_csv           text    tc  path of the telemetry samples
 energy_scope          text    t   what the energy figure covers
