@@ -1,10 +1,19 @@
-"""Sweep efficiency: random search without pruning against TPE with Hyperband, equal time budget, one run.
+"""The sweep's own efficiency: best held-out bpc against the characters the whole sweep has trained.
 
-Both run the demo study's search space on the same corpus, each for the same wall-clock budget
-(no new trial starts after it), one after the other in this process; the table gives the best
-held-out bpc each reached, how many trials it started and pruned, and the device-seconds spent.
+Each search (a pruner, with the study's sampler) runs the study's space at several sampler seeds,
+one trial at a time in this process, until the sweep has trained `--budget` characters in all
+(pruned trials included) or run `--trials`. Characters, not seconds, so the answer does not depend
+on how busy the machine is. The table gives, per search, the median and range over the seeds of
+the best complete trial's held-out bpc at 25%, 50% and 100% of that budget, and the characters
+each seed needed to reach each `--targets` figure.
 
-    python scripts/bench_sweep.py [--budget 150s] [--study studies/demo.toml] [--device auto]
+    python scripts/bench_sweep.py --corpus ../shared/corpora/theprince.txt \\
+        [--study studies/prince-overnight.toml] [--pruners hyperband asha] [--seeds 0 1 2] \\
+        [--per-trial 300k] [--evals 6] [--trials 16] [--budget 3M] [--targets 2.2 2.0] [--device auto]
+
+The study's evaluation spacing and patience are replaced by even spacing and no patience unless
+`--keep-schedule` is given: at a few hundred thousand characters a trial passes The Prince about
+once, the regime where the pruner, not patience, decides the cost.
 """
 
 from __future__ import annotations
@@ -12,54 +21,106 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import statistics
 import tempfile
 from pathlib import Path
 
 from optuna.trial import TrialState
 
 from harness.measure import fingerprint, resolve_device
-from harness.search import SweepOptions, best_trial, load_study, open_study, run_worker
-from harness.training import parse_duration
+from harness.search import SweepOptions, load_study, open_study, run_worker
+from harness.training import Budget
 
 
-def run(study_file: Path, sampler: str, pruner: str, budget: float, device: str, root: Path) -> dict:
-    spec = load_study(study_file)
-    spec.name, spec.sampler, spec.pruner, spec.trials = f"{sampler}-{pruner}", sampler, pruner, None
-    options = SweepOptions(results_dir=root / spec.name, device=device, timeout=budget, plain_progress=True)
-    with contextlib.redirect_stderr(io.StringIO()):
-        run_worker(spec, options)
-    study = open_study(spec, options, create=False)
-    trials = study.get_trials(deepcopy=False)
-    best = best_trial(study)
-    return {
-        "search": f"{sampler} + {pruner}",
-        "trials": len(trials),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "device_s": sum(t.user_attrs.get("device_seconds") or 0 for t in trials),
-        "best_bpc": best.values[0] if best else float("nan"),
-        "best": best.params if best else {},
-    }
+def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
+    spec = load_study(args.study)
+    spec.name, spec.pruner, spec.seed, spec.trials = f"{pruner}-{seed}", pruner, seed, args.trials
+    spec.corpus, spec.device, spec.generate.enabled = args.corpus, args.device, False
+    spec.budget, spec.evals = Budget.parse(args.per_trial), args.evals
+    if not args.keep_schedule:
+        spec.eval_spacing, spec.patience = "even", 0
+    spec.pruner_min_resource = min(spec.pruner_min_resource, spec.evals)
+    curve = []  # (characters the sweep has trained, best complete bpc so far) after each trial
+    budget = Budget.parse(args.budget).amount
+    for n in range(1, args.trials + 1):  # spec.trials stays the plan the sampler is built for
+        options = SweepOptions(results_dir=root / spec.name, device=args.device, trials=n, plain_progress=True)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            run_worker(spec, options)
+        trials = open_study(spec, options, create=False).get_trials(deepcopy=False)
+        chars = sum(t.user_attrs.get("train_chars") or 0 for t in trials)
+        done = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
+        curve.append((chars, min(done) if done else float("nan")))
+        if chars >= budget:
+            break
+    return {"search": pruner, "seed": seed, "curve": curve, "trials": len(trials),
+            "pruned": sum(t.state == TrialState.PRUNED for t in trials)}
+
+
+def best_at(curve: list[tuple[int, float]], chars: float) -> float:
+    """The best complete figure a sweep stopped at `chars` would have had (the last trial that ended by then)."""
+    seen = [best for spent, best in curve if spent <= chars]
+    return seen[-1] if seen else float("nan")
+
+
+def chars_to(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((spent for spent, best in curve if best <= target), None)
+
+
+def _spread(values: list[float]) -> str:
+    real = [v for v in values if v == v]
+    if not real:
+        return "-"
+    return f"{statistics.median(real):.3f} ({min(real):.3f}-{max(real):.3f})" + \
+        (f" [{len(values) - len(real)} none]" if len(real) < len(values) else "")
+
+
+def _chars(values: list[int | None]) -> str:
+    reached = [v for v in values if v is not None]
+    text = f"{statistics.median(reached) / 1e6:.2f}M" if reached else "-"
+    return f"{text} ({len(reached)}/{len(values)})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", default="150s", help="wall-clock budget per search (default 150s)")
-    parser.add_argument("--study", type=Path, default=Path("studies/demo.toml"))
+    parser.add_argument("--corpus", required=True, help="the text (a path, builtin:pydoc or gutenberg:ID)")
+    parser.add_argument("--study", type=Path, default=Path("studies/prince-overnight.toml"))
+    parser.add_argument("--pruners", nargs="+", default=["hyperband", "asha"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--per-trial", default="300k", help="characters per trial (default 300k)")
+    parser.add_argument("--evals", type=int, default=6)
+    parser.add_argument("--trials", type=int, default=16, help="at most this many trials a sweep (default 16)")
+    parser.add_argument("--budget", default="3M", help="characters the whole sweep may train (default 3M)")
+    parser.add_argument("--targets", nargs="+", type=float, default=[2.2, 2.0])
+    parser.add_argument("--keep-schedule", action="store_true", help="keep the study's eval spacing and patience")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    budget = parse_duration(args.budget, "--budget")
+    budget = Budget.parse(args.budget)
+    if budget.kind != "tokens":
+        parser.error("--budget is characters, such as 3M")
     fp = fingerprint(resolve_device(args.device))
-    print(f"{fp['device_name']} ({fp['machine']}), torch {fp['torch']}; study space {args.study}, "
-          f"{budget:g} s wall-clock per search\n")
+    print(f"{fp['device_name']} ({fp['machine']}), torch {fp['torch']}; space {args.study}, corpus {args.corpus}; "
+          f"{args.per_trial} characters a trial, {args.evals} evaluations, sweeps of {args.budget} characters "
+          f"(at most {args.trials} trials), sampler seeds {' '.join(map(str, args.seeds))}\n", flush=True)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(args.study, "random", "none", budget, args.device, Path(tmp)),
-                run(args.study, "tpe", "hyperband", budget, args.device, Path(tmp))]
-    print(f"{'search':<18} {'trials':>6} {'pruned':>6} {'device-s':>9} {'best bpc':>9}")
-    for r in rows:
-        print(f"{r['search']:<18} {r['trials']:>6} {r['pruned']:>6} {r['device_s']:>9.1f} {r['best_bpc']:>9.4f}")
-    print(f"\nTPE + Hyperband minus random: {rows[1]['best_bpc'] - rows[0]['best_bpc']:+.4f} bpc")
-    for r in rows:
-        print(f"best of {r['search']}: {r['best']}")
+        for pruner in args.pruners:
+            for seed in args.seeds:
+                r = run(args, pruner, seed, Path(tmp))
+                rows.append(r)
+                marks = ", ".join(f"{share:.0%} {best_at(r['curve'], share * budget.amount):.3f}"
+                                  for share in (0.25, 0.5, 1.0))
+                print(f"  {pruner} seed {seed}: {r['trials']} trials ({r['pruned']} pruned), "
+                      f"{r['curve'][-1][0] / 1e6:.2f}M characters; best at {marks}", flush=True)
+    head = f"\n{'search':<10} {'best at 25%':>22} {'best at 50%':>22} {'best at 100%':>22}" + \
+        "".join(f" {'chars to ' + format(t, 'g'):>14}" for t in args.targets)
+    print(head)
+    for pruner in args.pruners:
+        mine = [r for r in rows if r["search"] == pruner]
+        cells = [_spread([best_at(r["curve"], share * budget.amount) for r in mine]) for share in (0.25, 0.5, 1.0)]
+        reach = [_chars([chars_to(r["curve"], t) for r in mine]) for t in args.targets]
+        print(f"{pruner:<10} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}" + "".join(f" {c:>14}" for c in reach))
+    print("\nmedian (range) over seeds of the best complete trial's held-out bpc once the sweep had trained that share "
+          "of its characters; chars to X: median characters to reach X (seeds that did)")
 
 
 if __name__ == "__main__":

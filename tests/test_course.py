@@ -133,6 +133,24 @@ def test_the_commands_on_a_trained_checkpoint(small_corpus, tmp_path, capsys):
     assert "give a checkpoint" in capsys.readouterr().err
 
 
+def test_the_figures_go_beside_what_they_measured_not_into_the_working_directory(small_corpus, tmp_path, capsys,
+                                                                                monkeypatch):
+    result = train(TrainConfig(model="gru", embedding_dim=16, hidden_dim=32, layers=1, seq_len=32, batch_size=16),
+                   small_corpus, Budget.parse("10k"), out_dir=tmp_path / "run", evals=1)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["gradflow", "--model", "rnn", "--corpus", small_corpus.name, "--steps", "10", "--sequences", "2",
+                 "--json"]) == 0
+    figure = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["figure"]
+    assert figure == "results/gradflow/gradflow-rnn.png" and (work / figure).is_file()
+    assert main(["gradflow", result.checkpoint, "--steps", "10", "--sequences", "2"]) == 0
+    assert f"figure: {tmp_path / 'run' / 'gradflow.png'}" in capsys.readouterr().out
+    assert main(["embeddings", result.checkpoint]) == 0
+    assert f"figure: {tmp_path / 'run' / 'embeddings.png'}" in capsys.readouterr().out
+    assert sorted(p.name for p in work.iterdir()) == ["results"]  # nothing else written where it was run
+
+
 def test_a_window_longer_than_the_held_out_text_is_a_clear_error():
     from harness.common import HarnessError
     from harness.diagnostics import held_out_sequences

@@ -25,7 +25,9 @@ def add_course_parsers(sub) -> None:
     g.add_argument("--steps", type=int, default=100, help="sequence length T (default 100)")
     g.add_argument("--sequences", type=int, default=64, help="held-out sequences averaged over (default 64)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", type=Path, default=Path("gradflow.png"), help="figure path (default gradflow.png)")
+    g.add_argument("--out", type=Path, default=None,
+                   help="figure path (default: gradflow.png beside the first checkpoint, else "
+                        "results/gradflow/gradflow-<families>.png)")
     g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     add_trial_args(g)
     g.set_defaults(handler=cmd_gradflow)
@@ -36,7 +38,8 @@ def add_course_parsers(sub) -> None:
     e.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     e.add_argument("--chars", default=None, help="characters whose neighbours to list (default: vowels, digits, ...)")
     e.add_argument("--neighbours", type=int, default=5)
-    e.add_argument("--out", type=Path, default=Path("embeddings.png"), help="figure path (default embeddings.png)")
+    e.add_argument("--out", type=Path, default=None,
+                   help="figure path (default: embeddings.png beside the checkpoint)")
     e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     add_trial_args(e)
     e.set_defaults(handler=cmd_embeddings)
@@ -55,8 +58,9 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     profiles, notes = [], []
     if args.trial is not None and len(args.checkpoint) != 1:
         raise HarnessError("with --trial N give one study file or results directory, not checkpoints")
-    for path in args.checkpoint:
-        profiles += checkpoint_profiles(checkpoint_path(path, args), args.steps, args.sequences, args.seed)
+    checkpoints = [checkpoint_path(path, args) for path in args.checkpoint]
+    for path in checkpoints:
+        profiles += checkpoint_profiles(path, args.steps, args.sequences, args.seed)
     if args.model:
         corpus = load_corpus(args.corpus or DEFAULT_SPEC, CorpusOptions())
         tokens = held_out_sequences(corpus.val, args.steps, args.sequences, args.seed)
@@ -68,6 +72,9 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)
             model = build_model(family, len(corpus.vocab), args.embedding_dim, args.hidden_dim, args.layers, 0.0)
             profiles.append(profile(model.double(), tokens, "init"))
+    if args.out is None:  # beside what it measured, never the working directory by surprise
+        args.out = (checkpoints[0].parent / "gradflow.png" if checkpoints
+                    else Path("results") / "gradflow" / f"gradflow-{'-'.join(args.model)}.png")
     if profiles:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         fig_gradflow(profiles, args.out)
@@ -91,7 +98,10 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     from harness.report import fig_embeddings
     from harness.training import load_checkpoint
 
-    ckpt = load_checkpoint(checkpoint_path(args.checkpoint, args), "cpu")
+    path = checkpoint_path(args.checkpoint, args)
+    ckpt = load_checkpoint(path, "cpu")
+    if args.out is None:
+        args.out = path.parent / "embeddings.png"
     chars = list(ckpt.vocab.chars)
     vectors = embedding_matrix(ckpt.model)
     proj = project(vectors, chars)

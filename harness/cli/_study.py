@@ -221,6 +221,8 @@ def print_status(summary: dict) -> None:
         print(f"best: trial {best['number']}, {best['bpc']:.4f} bpc held-out; {params}")
     else:
         print("best: no trial has completed yet")
+    if summary.get("pruning"):
+        print(summary["pruning"]["sentence"])
     b = summary.get("baseline")
     if b:
         line = (f"figure to beat: {b['model']} counted on the training split, {b['val_bpc']:.4f} bpc held-out "

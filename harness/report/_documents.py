@@ -13,10 +13,10 @@ import pandas as pd
 from harness.common import HarnessError
 from harness.measure import SHARED_THRESHOLD
 from harness.report._figures import FIGURE_TEXT
-from harness.report._frame import sampled_params
+from harness.report._frame import sampled_params, sweep_best_at
 from harness.report._tables import _cell, html_table, markdown_table, param_summary, top_table
 from harness.report._verdict import Verdict, budget_table, confirmed_table, target_table
-from harness.search import BASELINE_ATTR, SPEC_ATTR
+from harness.search import BASELINE_ATTR, SPEC_ATTR, pruning_summary
 from harness.training import Budget
 
 
@@ -146,6 +146,8 @@ def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]
         ("Corpus", spec.get("corpus", "-")),
         ("Budget per trial", budget_fact(frame, spec)),
         ("Sampler / pruner", f"{spec.get('sampler', '-')} / {spec.get('pruner', '-')}"),
+        ("Pruning", pruning.sentence().removeprefix("pruner: ") if (pruning := pruning_summary(study)) else "-"),
+        ("The sweep's own efficiency", sweep_fact(frame)),
         ("Machine", f"{fp.get('device_name', '-')} on {fp.get('host', '-')} ({fp.get('machine', '-')}), "
                     f"torch {fp.get('torch', '-')}, CUDA {fp.get('cuda') or '-'}, driver {fp.get('driver') or '-'}"),
         ("Precision (best trial)", precision),
@@ -163,6 +165,17 @@ def budget_fact(frame: pd.DataFrame, spec: dict) -> str:
         stopped = int((frame["status"] == "stopped_early").sum()) if "status" in frame else 0
         text += f"; patience {spec['patience']} evaluations ({stopped} trials stopped early, charged what they ran)"
     return text
+
+
+def sweep_fact(frame: pd.DataFrame) -> str:
+    """The best figure a user would have had, had the night stopped at a quarter, half or all of what it spent."""
+    rows = sweep_best_at(frame)
+    if not rows:
+        return "-"
+    said = [f"{bpc:.3f} bpc" if bpc == bpc else "no trial complete" for _, _, bpc in rows]
+    total = rows[-1][1]
+    return (f"best at 25%, 50% and 100% of the {total:,.0f} device-seconds the sweep spent (all trials, pruned "
+            f"included): {', '.join(said)}")
 
 
 MIXED_CONCURRENCY = 0.25  # runs on the device: a spread above this is flagged

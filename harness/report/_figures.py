@@ -227,18 +227,28 @@ def fig_text_metrics(study: optuna.Study, best_number: int | None, out: Path, fo
 
 
 def fig_progress(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
+    """The night's answer as it grew: against wall-clock time, and against the device-seconds the whole
+    sweep had spent (pruned trials included), which does not depend on how many workers shared the device."""
     data = frame[(frame["state"] == "COMPLETE") & frame["complete"].notna()].sort_values("complete")
     if data.empty:
         return []
     start = pd.to_datetime(frame["start"].dropna()).min()
-    hours = (pd.to_datetime(data["complete"]) - start).dt.total_seconds() / 60
-    fig, ax = subplots(figsize=FIGSIZE)
-    ax.scatter(hours, data["best_bpc"], s=14, color=STATE_PALETTE["COMPLETE"], label="complete trial")
-    ax.step(hours, np.minimum.accumulate(data["best_bpc"].to_numpy(float)), where="post", color="black",
-            label="best so far")
-    ax.set(xlabel="wall-clock time since the study started (min)", ylabel="held-out bits per character",
-           title="Study progress")
-    ax.legend(fontsize=8)
+    minutes = (pd.to_datetime(data["complete"]) - start).dt.total_seconds() / 60
+    best = np.minimum.accumulate(data["best_bpc"].to_numpy(float))
+    fig, (wall, cost) = subplots(1, 2, figsize=(FIGSIZE[0] * 1.6, FIGSIZE[1]), sharey=True)
+    wall.scatter(minutes, data["best_bpc"], s=14, color=STATE_PALETTE["COMPLETE"], label="complete trial")
+    wall.step(minutes, best, where="post", color="black", label="best so far")
+    wall.set(xlabel="wall-clock time since the study started (min)", ylabel="held-out bits per character",
+             title="Study progress")
+    wall.legend(fontsize=8)
+    finished = frame[frame["sweep_device_seconds"].notna()].sort_values("sweep_device_seconds")
+    cost.scatter(data["sweep_device_seconds"], data["best_bpc"], s=14, color=STATE_PALETTE["COMPLETE"])
+    cost.step(finished["sweep_device_seconds"], finished["sweep_best_bpc"], where="post", color="black")
+    total = float(finished["sweep_device_seconds"].max())
+    for share in (0.25, 0.5):
+        cost.axvline(share * total, color="grey", linestyle=":", linewidth=1)
+    cost.set_xlim(left=0)
+    cost.set(xlabel="device-seconds the sweep had spent (all trials)", title="The sweep's own frontier")
     return _save(fig, out, "progress", formats)
 
 
@@ -260,7 +270,8 @@ FIGURE_TEXT = {
     "throughput": "Training throughput and peak memory against model size and batch size.",
     "device_timeseries": "Device telemetry over time for the best trials.",
     "text_metrics": "Text metrics of the best trial's samples against temperature.",
-    "progress": "Best held-out bpc against wall-clock time.",
+    "progress": "Best held-out bpc against wall-clock time (left) and against the device-seconds the whole sweep had "
+                "spent, pruned trials included (right; dotted: 25% and 50% of it).",
 }
 
 

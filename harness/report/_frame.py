@@ -61,9 +61,36 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     frame["pareto"] = False
     frame.loc[done, "pareto"] = pareto_mask(frame.loc[done, "best_ppl"].to_numpy(float),
                                             frame.loc[done, "device_seconds"].to_numpy(float))
+    sweep_cumulative(frame)
     frame["rank_bpc"] = frame["best_bpc"].where(done).rank(method="min")
     frame["rank_efficiency"] = frame["efficiency_bits_per_device_s"].where(done).rank(method="min", ascending=False)
     return frame
+
+
+def sweep_cumulative(frame: pd.DataFrame) -> None:
+    """The sweep's own cost axis: `sweep_device_seconds` is what all trials finished by this one's end had
+    spent (every worker, pruned, stopped and failed trials included), `sweep_best_bpc` the best complete
+    trial among them. Trials still running have neither."""
+    finished = frame["complete"].notna()
+    order = frame[finished].sort_values(["complete", "number"]).index
+    spent = frame.loc[order, "device_seconds"].astype(float).fillna(0.0).cumsum()
+    best = frame.loc[order, "best_bpc"].astype(float).where(frame.loc[order, "state"] == "COMPLETE").cummin()
+    frame["sweep_device_seconds"] = spent.reindex(frame.index)
+    frame["sweep_best_bpc"] = best.reindex(frame.index)
+
+
+def sweep_best_at(frame: pd.DataFrame, shares: tuple[float, ...] = (0.25, 0.5, 1.0)) -> list[tuple[float, float, float]]:
+    """(share, device-seconds, best bpc) at each share of the device-seconds the sweep has spent: what a
+    user who stopped the night there would have had; NaN where no trial had completed by then."""
+    if "sweep_device_seconds" not in frame or frame["sweep_device_seconds"].notna().sum() == 0:
+        return []
+    done = frame[frame["sweep_device_seconds"].notna()].sort_values("sweep_device_seconds")
+    total = float(done["sweep_device_seconds"].max())
+    rows = []
+    for share in shares:
+        by_then = done[done["sweep_device_seconds"] <= share * total + 1e-9]
+        rows.append((share, share * total, float(by_then["sweep_best_bpc"].min()) if len(by_then) else float("nan")))
+    return rows
 
 
 NUMERIC_ATTRS = record_numeric_columns() - {"params"} | {"n_params", "best_bpc", "retry_of"}

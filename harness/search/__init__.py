@@ -32,6 +32,7 @@ from harness.search._confirm import (
 from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repair_journal, torn_tail
 from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
+from harness.search._pruning import Pruning, pruning_summary
 from harness.search._results import open_results, study_spec_for
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, check_resume
 from harness.search._space import Param, grid_size, grid_values
@@ -53,6 +54,7 @@ from harness.search._worker import run_worker
 __all__ = [
     "HOST_ENV",
     "Elsewhere",
+    "Pruning",
     "elsewhere",
     "locate",
     "this_host",
@@ -93,6 +95,7 @@ __all__ = [
     "open_storage",
     "open_study",
     "parse_study",
+    "pruning_summary",
     "repair_journal",
     "results_dir_for",
     "retried_numbers",

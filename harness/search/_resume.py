@@ -26,6 +26,9 @@ MEANING = {
     "max_chars": "[study] max_chars",
     "sampler": "[study] sampler",
     "pruner": "[study] pruner",
+    "pruner_min_resource": "[pruner] min_resource",
+    "pruner_reduction_factor": "[pruner] reduction_factor",
+    "pruner_bootstrap_count": "[pruner] bootstrap_count",
     "objective": "[study] objective",
     "second_objective": "[study] second_objective",
     "budget": "[budget] per_trial",
@@ -42,7 +45,8 @@ ALLOWED = {
 
 
 # keys a later release added, with the value every study before it had: an older record means that
-ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None}
+ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None, "pruner_min_resource": 1,
+         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0}
 
 
 def _flat(record: dict) -> dict[str, tuple[str, Any]]:

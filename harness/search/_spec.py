@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from harness.data import Corpus
 
 SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
-PRUNERS = ("hyperband", "median", "none")
+PRUNERS = ("hyperband", "asha", "median", "none")
+RUNG_PRUNERS = ("hyperband", "asha")  # the two that read [pruner]
 OBJECTIVES = ("bpc",)
 SECOND_OBJECTIVES = ("device_seconds", "energy_j")
 
@@ -59,6 +60,10 @@ class StudySpec:
     evals: int = 8
     eval_spacing: str = "even"  # [budget] eval_spacing: "even" or "geometric" (harness.training.eval_fractions)
     patience: int = 0  # [budget] patience: evaluations without improvement before a trial stops; 0 is off
+    # [pruner]: where the rungs of hyperband and asha are (harness.search._pruning says what each stopped)
+    pruner_min_resource: int = 1  # the evaluation of the first rung: no trial is stopped before it
+    pruner_reduction_factor: int = 3  # each rung keeps the best 1 in this many of the trials that reach it
+    pruner_bootstrap_count: int = 0  # trials a rung must have seen before it stops any
     fixed: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
     family_fixed: dict[str, dict[str, Any]] = field(default_factory=dict)  # [fixed.<family>]
@@ -108,6 +113,8 @@ class StudySpec:
             "seed": self.seed, "sampler": self.sampler, "pruner": self.pruner, "objective": self.objective,
             "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
             "eval_spacing": self.eval_spacing, "patience": self.patience,
+            "pruner_min_resource": self.pruner_min_resource, "pruner_reduction_factor": self.pruner_reduction_factor,
+            "pruner_bootstrap_count": self.pruner_bootstrap_count,
             "precision": self.precision, "fixed": dict(self.fixed), "space": {k: vars(p).copy() for k, p in self.space.items()},
             "family_fixed": {k: dict(v) for k, v in self.family_fixed.items()},
             "question": self.question, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding,
@@ -153,6 +160,8 @@ class StudySpec:
                                            "patience": record.get("patience", defaults.patience)},
                 "fixed": {**(record.get("fixed") or {}), **(record.get("family_fixed") or {})}, "space": space,
                 "generate": generate}
+        if record.get("pruner", defaults.pruner) in RUNG_PRUNERS:
+            data["pruner"] = {key: record.get(f"pruner_{key}", getattr(defaults, f"pruner_{key}")) for key in PRUNER_KEYS}
         spec = parse_study(data, path)
         spec.confirm = bool(record.get("confirm", defaults.confirm))
         spec.trials_subdir = record.get("trials_subdir", defaults.trials_subdir)
@@ -174,7 +183,7 @@ def load_study(path: str | Path) -> StudySpec:
 
 def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     c = Checker(str(path) if path else "<study>")
-    c.keys(data, "top level", {"study", "budget", "fixed", "space", "generate"})
+    c.keys(data, "top level", {"study", "budget", "pruner", "fixed", "space", "generate"})
     study = data.get("study", {})
     if not isinstance(study, dict):
         c.fail("[study]", "must be a table")
@@ -196,6 +205,7 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     options = CorpusOptions()
     _read_study_table(c, study, spec, options, split)
     _read_budget(c, data.get("budget", {}), spec)
+    _read_pruner(c, data.get("pruner", {}), spec)
     read_settings(c, data.get("fixed", {}), data.get("space", {}), spec)
     if spec.sampler == "grid":
         for p in spec.space.values():
@@ -274,6 +284,35 @@ def _read_budget(c: Checker, budget: dict, spec: StudySpec) -> None:
     if spec.patience >= spec.evals > 1:
         c.fail("[budget] patience", f"{spec.patience} can never run out with evals = {spec.evals}; use fewer "
                                     f"than evals, or 0 to turn it off")
+
+
+PRUNER_KEYS = ("min_resource", "reduction_factor", "bootstrap_count")
+
+
+def _read_pruner(c: Checker, table: dict, spec: StudySpec) -> None:
+    """[pruner]: the rungs of hyperband and asha. A key the chosen pruner would not read is refused, so a
+    file never looks as if it tuned a pruner it does not use."""
+    if not isinstance(table, dict):
+        c.fail("[pruner]", "must be a table")
+    c.keys(table, "pruner", set(PRUNER_KEYS))
+    if table and spec.pruner not in RUNG_PRUNERS:
+        c.fail(f"[pruner] {next(iter(table))}", f"pruner = \"{spec.pruner}\" has no rungs to set; these keys are for "
+                                                f"pruner = \"asha\" or \"hyperband\"")
+    d = spec
+    spec.pruner_min_resource = c.typed(table, "pruner", "min_resource", (int,), "an evaluation number",
+                                       d.pruner_min_resource)
+    if not 1 <= spec.pruner_min_resource <= spec.evals:
+        c.fail("[pruner] min_resource", f"is the evaluation of the first rung, 1 to evals ({spec.evals}); got "
+                                        f"{spec.pruner_min_resource}")
+    spec.pruner_reduction_factor = c.typed(table, "pruner", "reduction_factor", (int,), "a whole number",
+                                           d.pruner_reduction_factor)
+    if spec.pruner_reduction_factor < 2:
+        c.fail("[pruner] reduction_factor", f"must be at least 2 (a rung keeps 1 in this many), got "
+                                            f"{spec.pruner_reduction_factor}")
+    spec.pruner_bootstrap_count = c.typed(table, "pruner", "bootstrap_count", (int,), "a whole number of trials",
+                                          d.pruner_bootstrap_count)
+    if spec.pruner_bootstrap_count < 0:
+        c.fail("[pruner] bootstrap_count", f"must be 0 or more trials, got {spec.pruner_bootstrap_count}")
 
 
 def _read_generate(c: Checker, gen: dict) -> GenerateSpec:

@@ -7,6 +7,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from harness.common import format_param
 from harness.search._artifacts import trial_host
+from harness.search._pruning import pruning_summary
 from harness.search._resume import BASELINE_ATTR
 
 
@@ -70,6 +71,7 @@ def status_summary(study: optuna.Study) -> dict:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
     best = best_trial(study)
+    pruning = pruning_summary(study)
     hosts: dict[str, int] = {}
     for t in trials:
         if trial_host(t):
@@ -86,4 +88,5 @@ def status_summary(study: optuna.Study) -> dict:
                     "device_seconds": t.user_attrs.get("device_seconds"), "host": trial_host(t)} for t in trials],
         "hosts": hosts,
         "baseline": study.user_attrs.get(BASELINE_ATTR),
+        "pruning": pruning.to_dict() | {"sentence": pruning.sentence()} if pruning is not None else None,
     }

@@ -56,8 +56,14 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective studies
     if spec.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=spec.pruner_step(1))
-    return optuna.pruners.HyperbandPruner(min_resource=spec.pruner_step(1), max_resource=spec.pruner_step(spec.evals),
-                                          reduction_factor=3)
+    first = spec.pruner_step(spec.pruner_min_resource)
+    if spec.pruner == "asha":  # one bracket: every trial is judged at every rung
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=spec.pruner_reduction_factor,
+                                                      min_early_stopping_rate=0,
+                                                      bootstrap_count=spec.pruner_bootstrap_count)
+    return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=spec.pruner_step(spec.evals),
+                                          reduction_factor=spec.pruner_reduction_factor,
+                                          bootstrap_count=spec.pruner_bootstrap_count)
 
 
 def open_study(spec: StudySpec, options: SweepOptions, seed: int = 0, create: bool = True,

@@ -1,0 +1,90 @@
+"""ASHA and Hyperband from a study file: where their rungs are, what they stop, and what status says of it."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from sweep_helpers import write_study
+
+import harness
+from harness.common import HarnessError
+from harness.search import load_study, make_pruner, parse_study, pruning_summary, status_summary
+from harness.search._pruning import rung_evaluations
+
+
+def spec_with(pruner: str = "asha", evals: int = 9, spacing: str = "even", **rungs):
+    table = "".join(f"{k} = {v}\n" for k, v in rungs.items())
+    return parse_study({"study": {"name": "p", "pruner": pruner},
+                        "budget": {"per_trial": "10k", "evals": evals, "eval_spacing": spacing},
+                        **({"pruner": dict(rungs)} if table else {})})
+
+
+def test_asha_rungs_are_shares_of_the_budget_at_either_spacing():
+    assert rung_evaluations(spec_with(evals=9)) == [(1, 1 / 9), (3, 3 / 9), (9, 1.0)]
+    assert [e for e, _ in rung_evaluations(spec_with(evals=9, min_resource=2, reduction_factor=2))] == [2, 4, 8]
+    # geometric spacing reports thousandths of the budget: rungs at 1%, 3%, 9%, 27%, 81% of it
+    geometric = rung_evaluations(spec_with(evals=10, spacing="geometric"))
+    assert [e for e, _ in geometric] == [1, 4, 6, 8, 10]
+    assert all(share >= 0.01 * 3 ** k for k, (_, share) in enumerate(geometric))
+
+
+def _report(study: optuna.Study, values: list[float]) -> optuna.Trial:
+    trial = study.ask()
+    for step, value in enumerate(values, start=1):
+        trial.report(value, step)
+        if trial.should_prune():
+            study.tell(trial, state=TrialState.PRUNED)
+            return trial
+    study.tell(trial, values[-1])
+    return trial
+
+
+def test_asha_stops_a_trial_below_its_rungs_quantile_and_keeps_one_above_it():
+    spec = spec_with(evals=9)
+    study = optuna.create_study(pruner=make_pruner(spec))
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    for first in (1.0, 2.0, 3.0, 4.0, 5.0):  # five trials that ran to the end, judged at rungs 1, 3, 9
+        _report(study, [first] * 9)
+    worse = _report(study, [3.5] * 9)  # 4th of 6 at evaluation 1: only the best 1 in 3 go on
+    better = _report(study, [1.5] * 9)  # 2nd of 7 at evaluation 1: kept
+    trials = study.get_trials()
+    assert trials[worse.number].state == TrialState.PRUNED and trials[worse.number].last_step == 1
+    assert trials[better.number].last_step >= 3  # passed rung 0; judged again at evaluation 3
+
+
+def test_a_pruner_table_is_read_only_where_it_acts_and_kept_through_the_stored_record():
+    spec = spec_with(pruner="hyperband", min_resource=2, reduction_factor=2, bootstrap_count=1)
+    pruner = make_pruner(spec)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    again = type(spec).from_record(spec.to_record())
+    assert (again.pruner_min_resource, again.pruner_reduction_factor, again.pruner_bootstrap_count) == (2, 2, 1)
+    with pytest.raises(HarnessError, match=r"\[pruner\] min_resource: .* 1 to evals \(9\); got 12"):
+        spec_with(min_resource=12)
+
+
+def test_an_asha_sweep_prunes_at_its_rungs_says_so_in_status_and_resumes(tmp_path, small_text_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path / "asha.toml", small_text_file, name="asha", trials=7, budget="12k", evals=3,
+                       sampler="random", pruner="asha")
+    path.write_text(path.read_text() + "\n[pruner]\nmin_resource = 1\nreduction_factor = 3\n")
+    spec = load_study(path)
+    spec.generate.enabled = False
+    study = harness.load_results(harness.run_sweep(spec, tmp_path / "r", device="cpu"))
+    trials = study.get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.number, t.state.name, t.intermediate_values) for t in trials]  # 7 trials, keep 1 in 3
+    for t in pruned:
+        assert t.user_attrs["reason"] in ("pruned by asha at evaluation 1", "pruned by asha at evaluation 3")
+    summary = pruning_summary(study)
+    assert summary.stopped == len(pruned) and summary.rungs[0].judged == len(trials)
+    assert sum(r.stopped for r in summary.rungs) == len(pruned)
+    line = status_summary(study)["pruning"]["sentence"]
+    assert line.startswith(f"pruner: asha (first rung at evaluation 1, keeps 1 in 3) stopped {len(pruned)} trials")
+    # the same file resumes; another reduction factor is another study and is refused, naming the key
+    assert harness.run_sweep(spec, tmp_path / "r", device="cpu", trials=7).stop == "planned"
+    path.write_text(path.read_text().replace("reduction_factor = 3", "reduction_factor = 2"))
+    changed = load_study(path)
+    changed.generate.enabled = False
+    with pytest.raises(HarnessError, match=r"\[pruner\] reduction_factor: 3 -> 2"):
+        harness.run_sweep(changed, tmp_path / "r", device="cpu", trials=8)
