@@ -1,6 +1,6 @@
 """Every speed claim of the harness, measured side by side in one run, ending in one table of ratios.
 
-    python scripts/bench.py --corpus ../shared/corpora/theprince.txt --quick      # a few minutes, CPU
+    python scripts/bench.py --corpus ../shared/corpora/theprince.txt --quick      # ~13 min on a 2-core CPU
     python scripts/bench.py --corpus ../shared/corpora/theprince.txt              # the full version (~45 min on CPU)
     python scripts/bench.py ... --only generation,families --markdown docs/performance.md
 

@@ -6,7 +6,7 @@
 The same grid of small-model configurations (so every run trains exactly the same ones) is swept
 with each worker count on the same device. Printed per worker count: wall time, trials per hour
 and its ratio to one worker, mean concurrency, characters per device-second (a device-second being
-the trial's fair share of the device, see harness.occupancy), and the Spearman rank correlation of
+the trial's fair share of the device, see harness.measure._occupancy), and the Spearman rank correlation of
 the configurations' held-out bpc against the 1-worker run. Then, per configuration, its characters
 per device-second alone (1 worker) and shared (each other worker count), and their ratio: the
 "sharing gain". A device-second charges dt/n(t), as if each of n trials had 1/n of the device; a

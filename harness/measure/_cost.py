@@ -83,7 +83,7 @@ def cost_summary(telemetry: Telemetry, train_summary: dict) -> dict:
     MFU = model FLOPs per character (harness.models.flops_per_char) x training chars/s / the
     device's measured matmul rate in the run's precision (`matmul_ceiling`).
 
-    When the run shared its device (`concurrency` > 1, see harness.occupancy), NVML's
+    When the run shared its device (`concurrency` > 1, see harness.measure._occupancy), NVML's
     device-wide energy is attributed to it by its share (divided by the concurrency), the
     device-wide figures are kept beside it (`*_device`), and `shared` says so; utilization and
     power stay device-wide and are marked as such.

@@ -59,7 +59,7 @@ class ResidualScan(torch.autograd.Function):
     one add a step) and the backward is the two-line recurrence below, with W's gradient as one
     matmul over all steps. The final state is its own output (not a view of the outputs), so a
     gradient that reaches it through the next chunk and one that reaches the last output through
-    the head stay apart, as they would through autograd (harness.gradflow reads them apart).
+    the head stay apart, as they would through autograd (harness.diagnostics._gradflow reads them apart).
 
     Derivation: a_t = tanh(z_t), z_t = p_t + h_{t-1} W^T, h_t = h_{t-1} + a_t. With c_T = dJ/dh_T
     from the final state and g_t = dJ/d(output t) + c_t the whole gradient at h_t:

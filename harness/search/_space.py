@@ -1,21 +1,20 @@
 """The search space of a study file: [fixed] and [space], their per-family tables, and the checks that every
 configuration the space can produce is one the trainer accepts (so no trial fails on a typo'd range).
 
-`Checker` carries the file name into every message; harness.search._spec reads the rest of the file.
+`read_settings` returns the `Settings` it read; the checks take the settings, not the whole study, and
+harness.search._spec reads the rest of the file.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
 from harness.common import HarnessError
 from harness.models import family_names, get_family
+from harness.search._checker import Checker
 from harness.training import TrainConfig
-
-if TYPE_CHECKING:
-    from harness.search._spec import StudySpec
 
 INT_PARAMS = {"embedding_dim", "hidden_dim", "layers", "seq_len", "batch_size", "seed", "heads"}
 FLOAT_PARAMS = {"dropout", "embedding_drop", "dropout_input", "dropout_output", "weight_drop", "lr", "weight_decay", "beta1", "beta2", "grad_clip", "lr_warmup", "lr_decay", "lr_min_ratio"}
@@ -40,40 +39,41 @@ class Param:
         return f"{self.family}.{self.name}" if self.family else self.name
 
 
-class Checker:
-    """Collects the file name into every message so each error says where to look."""
+@dataclass
+class Settings:
+    """[fixed], its per-family tables and [space]: what every trial's training settings are made of."""
 
-    def __init__(self, where: str):
-        self.where = where
+    fixed: dict[str, Any] = field(default_factory=dict)
+    family_fixed: dict[str, dict[str, Any]] = field(default_factory=dict)  # [fixed.<family>]
+    space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
 
-    def fail(self, key: str, message: str) -> None:
-        raise HarnessError(f"{self.where}: {key}: {message}")
+    def families(self) -> list[str]:
+        """The model families the study's trials can train."""
+        p = self.space.get("model")
+        return list(p.choices) if p is not None else [self.fixed.get("model", TrainConfig().model)]
 
-    def keys(self, table: dict, section: str, allowed: set[str]) -> None:
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            self.fail(f"[{section}] {unknown[0]}", f"unknown key; allowed keys are {', '.join(sorted(allowed))}")
+    def values_for(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The training settings of a trial: [fixed], then its family's [fixed.<family>], then what was sampled."""
+        family = params.get("model", self.fixed.get("model", TrainConfig().model))
+        return {**self.fixed, **self.family_fixed.get(family, {}), **params}
 
-    def typed(self, table: dict, section: str, key: str, types: tuple, what: str, default=None):
-        if key not in table:
-            return default
-        value = table[key]
-        if isinstance(value, bool) and bool not in types:
-            self.fail(f"[{section}] {key}", f"must be {what}, got {value!r}")
-        if not isinstance(value, types):
-            self.fail(f"[{section}] {key}", f"must be {what}, got {value!r}")
-        return value
-
-    def choice(self, table: dict, section: str, key: str, allowed: tuple, default):
-        value = self.typed(table, section, key, (str,), "a string", default)
-        if value is not None and value not in allowed:
-            self.fail(f"[{section}] {key}", f"{value!r} is not one of {', '.join(allowed)}")
-        return value
+    def largest(self, name: str) -> int:
+        """The largest value any trial may use for a whole-number setting (a too-short corpus is refused early)."""
+        values = [v[name] for v in (self.fixed, *self.family_fixed.values()) if name in v]
+        for p in self.space.values():
+            if p.name == name:
+                values.append(max(p.choices) if p.kind == "categorical" else p.high)
+        return int(max(values) if values else getattr(TrainConfig(), name))
 
 
-def read_settings(c: Checker, fixed: dict, space: dict, spec: StudySpec) -> None:
+class HasSpace(Protocol):
+    space: dict[str, Param]
+
+
+def read_settings(c: Checker, fixed: dict, space: dict) -> Settings:
     """[fixed] and [space], each with optional per-family tables ([fixed.gpt], [space.gpt.heads]) that apply
     only to that family's trials: two families compared in one study each get their own sensible space."""
+    read = Settings()
     families = set(family_names())
     c.keys(fixed, "fixed", TRAIN_KEYS | families)
     c.keys(space, "space", TRAIN_KEYS | families)
@@ -98,12 +98,13 @@ def read_settings(c: Checker, fixed: dict, space: dict, spec: StudySpec) -> None
             for key in sorted(set(seen) & (set(fixed_part) | set(space_part))):
                 c.fail(f"[fixed/space.{family}] {key}", f"{key} is already set for every family; set it either for "
                                                         f"all or per family, not both")
-            spec.family_fixed[family] = dict(fixed_part)
+            read.family_fixed[family] = dict(fixed_part)
         else:
-            spec.fixed = dict(fixed_part)
+            read.fixed = dict(fixed_part)
         for key, table in space_part.items():
             param = parse_param(c, key, table, family or None)
-            spec.space[param.optuna_name] = param
+            read.space[param.optuna_name] = param
+    return read
 
 
 def spec_families(fixed: dict, space: dict) -> list:
@@ -162,7 +163,7 @@ def parse_param(c: Checker, key: str, table: Any, family: str | None = None) -> 
     return Param(key, kind, low=low, high=high, log=log, step=step, family=family)
 
 
-def check_values(c: Checker, spec: StudySpec) -> None:
+def check_values(c: Checker, spec: Settings) -> None:
     """Every corner of each family's space must be a valid training config, so no trial fails on a typo'd range."""
     for family in spec.families():
         params = [p for p in spec.space.values() if p.name != "model" and p.family in (None, family)]
@@ -191,7 +192,7 @@ def check_values(c: Checker, spec: StudySpec) -> None:
             c.fail(f"[fixed] {key}", f"must be finite, got {value}")
 
 
-def _check_heads(c: Checker, spec: StudySpec, family: str, params: list[Param], where: dict[str, str]) -> None:
+def _check_heads(c: Checker, spec: Settings, family: str, params: list[Param], where: dict[str, str]) -> None:
     """Every width the space can sample must divide by every head count it can sample (not only the corners)."""
     if "heads" not in get_family(family).options:
         return
@@ -212,7 +213,8 @@ def _check_heads(c: Checker, spec: StudySpec, family: str, params: list[Param], 
                        f"{family}; give embedding_dim as categorical choices or a step that every heads value divides")
 
 
-def grid_size(spec: StudySpec) -> int:
+def grid_size(spec: HasSpace) -> int:
+    """The points of the grid a study's space makes (a study or its Settings)."""
     size = 1
     for p in spec.space.values():
         size *= len(p.choices) if p.kind == "categorical" else len(grid_values(p))

@@ -13,19 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.common import HarnessError
 from harness.data import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, check_split
-from harness.search._space import (
-    Checker,
-    Param,
-    check_values,
-    grid_size,
-    read_settings,
-)
+from harness.search._checker import Checker
+from harness.search._space import Param, Settings, check_values, grid_size, read_settings
 from harness.training import (
     EVAL_SPACINGS,
     PRECISION_MODES,
     Budget,
     GenerateSpec,
-    TrainConfig,
     eval_fractions,
     parse_duration,
 )
@@ -86,23 +80,18 @@ class StudySpec:
             return index
         return round(1000 * eval_fractions(self.evals, self.eval_spacing)[index - 1])
 
+    def settings(self) -> Settings:
+        """[fixed], [fixed.<family>] and [space], as the space's readers and checks take them."""
+        return Settings(self.fixed, self.family_fixed, self.space)
+
     def families(self) -> list[str]:
-        """The model families the study's trials can train."""
-        p = self.space.get("model")
-        return list(p.choices) if p is not None else [self.fixed.get("model", TrainConfig().model)]
+        return self.settings().families()
 
     def values_for(self, params: dict[str, Any]) -> dict[str, Any]:
-        """The training settings of a trial: [fixed], then its family's [fixed.<family>], then what was sampled."""
-        family = params.get("model", self.fixed.get("model", TrainConfig().model))
-        return {**self.fixed, **self.family_fixed.get(family, {}), **params}
+        return self.settings().values_for(params)
 
     def largest(self, name: str) -> int:
-        """The largest value any trial may use for a whole-number setting (a too-short corpus is refused early)."""
-        values = [v[name] for v in (self.fixed, *self.family_fixed.values()) if name in v]
-        for p in self.space.values():
-            if p.name == name:
-                values.append(max(p.choices) if p.kind == "categorical" else p.high)
-        return int(max(values) if values else getattr(TrainConfig(), name))
+        return self.settings().largest(name)
 
     def to_record(self, corpus: Corpus | None = None) -> dict[str, Any]:
         """Everything that defines the study, JSON-safe: what the study stores (`harness:spec`), what a
@@ -206,7 +195,8 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     _read_study_table(c, study, spec, options, split)
     _read_budget(c, data.get("budget", {}), spec)
     _read_pruner(c, data.get("pruner", {}), spec)
-    read_settings(c, data.get("fixed", {}), data.get("space", {}), spec)
+    settings = read_settings(c, data.get("fixed", {}), data.get("space", {}))
+    spec.fixed, spec.family_fixed, spec.space = settings.fixed, settings.family_fixed, settings.space
     if spec.sampler == "grid":
         for p in spec.space.values():
             if p.family is not None:
@@ -224,7 +214,7 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
         c.fail("[study] sampler", "cmaes handles one objective; use tpe or random with second_objective")
     if spec.sampler == "grid":  # a grid is done when every point has run once
         spec.trials = grid_size(spec) if "trials" not in study else min(spec.trials, grid_size(spec))
-    check_values(c, spec)
+    check_values(c, settings)
 
     spec.generate = _read_generate(c, data.get("generate", {}))
     return spec

@@ -3,7 +3,7 @@
 Anything a trial does wrong stays on that trial: out of memory -> PRUNED with the constraint
 `fits_in_memory` violated; NaN -> PRUNED with `finite_loss` violated; any other exception -> FAIL
 with its reason and a short traceback. A full disk and a stop signal are the night's, not the
-trial's: they propagate to the worker loop (harness.study).
+trial's: they propagate to the worker loop (harness.search._worker).
 """
 
 from __future__ import annotations

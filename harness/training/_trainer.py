@@ -129,7 +129,7 @@ class Trainer:
         return now
 
     def tick(self, now: float) -> None:
-        """Training time so far, as a fair share of the device (see harness.occupancy) and as wall time."""
+        """Training time so far, as a fair share of the device (see harness.measure._occupancy) and as wall time."""
         self.train_clock.tick(now)
         self.result.train_seconds = self.train_clock.share
         self.result.train_wall_seconds = self.train_clock.wall
