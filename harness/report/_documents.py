@@ -35,9 +35,9 @@ def baseline_sentence(study: optuna.Study, frame: pd.DataFrame, best_number: int
         ours = float(frame.set_index("number").loc[best_number, "best_bpc"])
         theirs, split, adaptive = float(b["val_bpc"]), "validation", b.get("val_bpc_adaptive")
     gap = theirs - ours
-    verb = f"beats a count-based {b['order']}-gram by {gap:.3f}" if gap > 0 else \
+    verb = f"beats a count-based {b['order']}-gram by {gap:.3f} bits/char" if gap > 0 else \
         f"does not beat a count-based {b['order']}-gram: it is {-gap:.3f} bits/char worse"
-    text = (f"Against the figure to beat: the best model {verb} bits/char on the {split} split ({ours:.4f} "
+    text = (f"Against the figure to beat: the best model {verb} on the {split} split ({ours:.4f} "
             f"against {theirs:.4f} for {b['model']} counted on the training split; a unigram model scores "
             f"{b['unigram_val_bpc']:.3f} on validation).")
     if adaptive is not None:
@@ -236,6 +236,26 @@ def markdown(p: Page) -> str:
     return "\n".join(md) + "\n"
 
 
+# Numbers stay on one line and right-aligned; text columns wrap, so a table fits the page at 1280 px
+# (a box that scrolls is the fallback, with its header row inside it). Print: the page's full width,
+# figures at column width, nothing cut at a box's edge.
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding:1em 1.5em;line-height:1.4;"
+    "color:#222}h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}"
+    ".answer{background:#eef5ff;border-left:4px solid #1f77b4;padding:0.6em 1em}.answer p{margin:0.35em 0}"
+    ".wrap{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}th{background:#f4f4f4;text-align:center;"
+    "font-weight:600}td.n{text-align:right;white-space:nowrap}td.t{text-align:left;min-width:6em;max-width:32em}"
+    "figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%;height:auto}"
+    "pre{white-space:pre-wrap;background:#f6f6f6;padding:0.5em}"
+    ".partial{background:#fff3cd;padding:0.5em;border:1px solid #e0c36c}"
+    "@media print{body{max-width:none;padding:0;font-size:10pt}.wrap{overflow:visible}table{font-size:7.5pt}"
+    "td.n,td.t{white-space:normal;max-width:none}figure,table,pre{break-inside:avoid}h2,h3{break-after:avoid}"
+    "img{max-width:100%}.answer{border-left-width:2px}}"
+)
+
+
 def html_page(p: Page) -> str:
     figures, lead, top_k = p.figures, LEAD, p.top_k
     placed = lead + [name for section in p.sections for name in section.get("figures", [])]
@@ -252,16 +272,7 @@ def html_page(p: Page) -> str:
              "<meta name='viewport' content='width=device-width, initial-scale=1'>",
              "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
              "style-src 'unsafe-inline'\">",
-             f"<title>Study report: {esc(p.title)}</title><style>body{{font-family:system-ui,sans-serif;"
-             "max-width:64em;margin:auto;padding:1em 1.5em;line-height:1.4;color:#222}h1{font-size:1.6em}"
-             "h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}"
-             ".answer{background:#eef5ff;border-left:4px solid #1f77b4;padding:0.6em 1em}"
-             ".answer p{margin:0.35em 0}.wrap{overflow-x:auto}"
-             "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}th{background:#f4f4f4}"
-             "figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%;height:auto}"
-             "pre{white-space:pre-wrap;background:#f6f6f6;padding:0.5em}"
-             ".partial{background:#fff3cd;padding:0.5em;border:1px solid #e0c36c}</style></head><body>",
+             f"<title>Study report: {esc(p.title)}</title><style>{STYLE}</style></head><body>",
              f"<h1>Study report: {esc(p.title)}</h1>"]
     if status:
         parts.append(f"<p class='partial'><b>{esc(status)}</b></p>")

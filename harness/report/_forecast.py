@@ -34,20 +34,35 @@ class Fit:
         return self.a + self.b * np.power(t, -self.c)
 
 
+def fit_power_laws(t: np.ndarray, ys: np.ndarray) -> list[Fit | None]:
+    """Least-squares a + b t^-c with b > 0 over the c grid for each row of `ys` at once.
+
+    For a fixed c the fit is a straight line in x = t^-c, so a, b and the squared error have closed
+    forms: b = Sxy / Sxx, a = mean(y) - b mean(x), SSE = Syy - Sxy^2 / Sxx. All c and all rows (the
+    bootstrap's replicates) are one matrix product instead of a least-squares solve each: a
+    200-trial study's forecast took minutes that way.
+    """
+    t, ys = np.asarray(t, float), np.atleast_2d(np.asarray(ys, float))
+    x = np.power(t[None, :], -C_GRID[:, None])  # (grid, points)
+    x_mean = x.mean(axis=1, keepdims=True)
+    xc = x - x_mean
+    sxx = (xc ** 2).sum(axis=1)  # (grid,)
+    y_mean = ys.mean(axis=1, keepdims=True)  # (rows, 1)
+    yc = ys - y_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sxy = xc @ yc.T  # (grid, rows)
+        b = sxy / sxx[:, None]
+        a = y_mean.T - b * x_mean
+        sse = (yc ** 2).sum(axis=1)[None, :] - sxy ** 2 / sxx[:, None]
+    sse = np.where((b > 0) & (sxx[:, None] > 0), np.maximum(sse, 0.0), np.inf)
+    best = sse.argmin(axis=0)
+    return [Fit(float(a[k, r]), float(b[k, r]), float(C_GRID[k]), float(sse[k, r])) if np.isfinite(sse[k, r])
+            else None for r, k in enumerate(best)]
+
+
 def fit_power_law(t: np.ndarray, y: np.ndarray) -> Fit | None:
-    """Least-squares a + b t^-c with b > 0 over the c grid; None where no c gives a falling curve."""
-    t, y = np.asarray(t, float), np.asarray(y, float)
-    best = None
-    for c in C_GRID:
-        x = np.power(t, -c)
-        design = np.column_stack([np.ones_like(x), x])
-        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-        if b <= 0:
-            continue
-        sse = float(np.sum((a + b * x - y) ** 2))
-        if best is None or sse < best.sse:
-            best = Fit(float(a), float(b), float(c), sse)
-    return best
+    """The fit of one curve; None where no c gives a falling curve."""
+    return fit_power_laws(t, np.asarray(y, float)[None, :])[0]
 
 
 @dataclass
@@ -115,10 +130,9 @@ def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multipl
     fitted = fit.at(tl)
     residuals = yl - fitted
     targets = np.array([end * m for m in multiples])
-    rows = []
-    for _ in range(BOOTSTRAP):
-        again = fit_power_law(tl, fitted + rng.choice(residuals, size=len(residuals), replace=True))
-        rows.append(again.at(targets) if again is not None else np.full(len(targets), last))
+    resampled = fitted + rng.choice(residuals, size=(BOOTSTRAP, len(residuals)), replace=True)
+    rows = [again.at(targets) if again is not None else np.full(len(targets), last)
+            for again in fit_power_laws(tl, resampled)]
     replicates = np.array(rows).T  # one row per multiple
     spread = np.percentile(replicates[-1], 97.5) - np.percentile(replicates[-1], 2.5)
     if spread > max(0.5, 0.25 * last):

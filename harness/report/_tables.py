@@ -123,6 +123,12 @@ def html_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "<p>No finished trial.</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    kinds = ["n" if pd.api.types.is_numeric_dtype(df[c]) or df[c].map(_short).all() else "t" for c in df.columns]
+    rows = "".join("<tr>" + "".join(f"<td class='{k}'>{html.escape(_cell(v))}</td>" for k, v in zip(kinds, row, strict=True))
+                   + "</tr>" for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _short(value) -> bool:
+    """A cell that reads as one token (a number, '#3', '-'): kept on one line; longer text wraps."""
+    return len(_cell(value)) <= 12 and " " not in _cell(value)
