@@ -103,8 +103,8 @@ def main() -> None:
           f"(at most {args.trials} trials), sampler seeds {' '.join(map(str, args.seeds))}\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for pruner in args.pruners:
-            for seed in args.seeds:
+        for seed in args.seeds:  # seed by seed, so a run cut short still compares the searches at equal seeds
+            for pruner in args.pruners:
                 r = run(args, pruner, seed, Path(tmp))
                 rows.append(r)
                 marks = ", ".join(f"{share:.0%} {best_at(r['curve'], share * budget.amount):.3f}"

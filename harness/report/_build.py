@@ -134,7 +134,7 @@ def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path, formats:
         figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
     table = best.drop(columns=["checkpoint"])
     by_budget = family_by_budget(family_points(study, frame))
-    answer = budget_sentence(by_budget)
+    answer = budget_sentence(by_budget, done.groupby("model").size().astype(int).to_dict())
     return {"title": "Architectures at equal device-seconds",
             "sentences": ([answer] if answer else []) + family_sentences(best, profiles),
             "tables": [("", table), ("Best held-out bpc within each budget, per family (the frontier read at "

@@ -73,19 +73,47 @@ def family_by_budget(points: pd.DataFrame, budgets: list[float] | None = None) -
     return table
 
 
-def budget_sentence(table: pd.DataFrame) -> str | None:
-    """The answer in one sentence: who wins within each budget that any family reached, and by how much."""
+# A verdict needs evidence on both sides. Seed-to-seed spread of one configuration measured on The
+# Prince (harness confirm, docs/measurements.md "Confirmation on The Prince"): differences under
+# ~0.05 bpc between single trials are noise. A family with fewer trials than this has not been searched.
+NOISE_BPC = 0.05
+MIN_FAMILY_TRIALS = 3
+
+
+def budget_sentence(table: pd.DataFrame, counts: dict[str, int] | None = None) -> str | None:
+    """The answer in one sentence: who wins within each budget that any family reached, and by how much.
+
+    With `counts` (complete trials per family) it says how many trials each side had, and names no
+    winner where a family had fewer than MIN_FAMILY_TRIALS or every margin is within NOISE_BPC.
+    """
     reached = table[table["winner"].notna()] if not table.empty else table
     if reached.empty:
         return None
     parts = []
     for _, row in reached.iterrows():
-        margin = "" if pd.isna(row["margin bpc"]) else f" by {row['margin bpc']:.3f} bpc"
+        if pd.isna(row["margin bpc"]):
+            margin = ""
+        elif counts is not None and row["margin bpc"] < NOISE_BPC:
+            margin = f" by {row['margin bpc']:.3f} bpc, within noise"
+        else:
+            margin = f" by {row['margin bpc']:.3f} bpc"
         parts.append(f"{row['device-s']:g} s: {row['winner']}{margin}")
     winners = set(reached["winner"])
     verdict = (f"{next(iter(winners))} wins at every budget" if len(winners) == 1
                else "the winner depends on the budget")
-    return f"Which family, for the device-seconds you can spend: {verdict} ({'; '.join(parts)})."
+    head = "Which family, for the device-seconds you can spend"
+    if counts is None:
+        return f"{head}: {verdict} ({'; '.join(parts)})."
+    evidence = ", ".join(f"{family} {n} trial{'s' if n != 1 else ''}" for family, n in sorted(counts.items()))
+    thin = sorted(f for f, n in counts.items() if n < MIN_FAMILY_TRIALS)
+    if thin:
+        verdict = (f"too few trials to name a winner ({', '.join(thin)} had fewer than {MIN_FAMILY_TRIALS}; "
+                   f"{evidence}); the frontier so far")
+    elif all(pd.isna(m) or m < NOISE_BPC for m in reached["margin bpc"]):
+        verdict = f"no family leads by more than the seed noise ({NOISE_BPC} bpc; {evidence})"
+    else:
+        verdict += f" ({evidence})"
+    return f"{head}: {verdict} ({'; '.join(parts)})."
 
 
 def best_per_family(frame: pd.DataFrame) -> pd.DataFrame:

@@ -87,7 +87,8 @@ def write_tables(frame: pd.DataFrame, params: dict, out: Path, k: int, baseline:
 
 
 def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """One way to write a missing value: "-" (pandas' <NA> and NaT included, never printed as such)."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, float):
         if abs(v) >= 1000:
