@@ -126,3 +126,21 @@ def test_confirm_runs_k_by_n_resumes_after_an_interrupt_and_reports(tmp_path, sm
     page = (results / "report" / "report.html").read_text()
     assert "Confirmed ranking" in page and "on the test split, mean of 2 fresh seeds" in page
     assert (results / "report" / "confirmed.csv").exists() and (results / "report" / "confirmed.png").exists()
+
+
+def test_the_answer_lists_only_changes_of_leader_that_are_findings():
+    """The demo's answer once read '#9 from 3.06 s, #7 from 3.28 s, #9 from 6.13 s, #2 from 6.26 s, ...'."""
+    import pandas as pd
+
+    from harness.report._frontier import evaluation_gap, frontier_findings
+
+    points = pd.DataFrame({"trial": [1, 1, 1, 1], "device_seconds": [3.0, 6.0, 9.0, 12.0], "bpc": [3, 2.9, 2.8, 2.7]})
+    front = pd.DataFrame({"trial": [9, 7, 9, 2, 6, 7, 6, 7],
+                          "device_seconds": [3.06, 3.28, 6.13, 6.26, 6.29, 6.34, 12.4, 12.5],
+                          "bpc": [3.0, 2.98, 2.9, 2.89, 2.84, 2.839, 2.7, 2.69]})
+    assert evaluation_gap(points) == 3.0
+    findings, merged = frontier_findings(front, points, noise_bpc=0.05)
+    assert [(f["trial"], f["device_seconds"]) for f in findings] == [(9, 3.06), (6, 6.29)] and merged == 4
+    # a new leader by more than the noise but within one evaluation of the last one replaces it
+    quick = pd.DataFrame({"trial": [9, 7], "device_seconds": [3.06, 3.28], "bpc": [3.0, 2.5]})
+    assert frontier_findings(quick, points, noise_bpc=0.05) == ([{"trial": 7, "device_seconds": 3.28, "bpc": 2.5}], 1)

@@ -12,8 +12,10 @@ import pandas as pd
 
 from harness.common import HarnessError
 from harness.measure import SHARED_THRESHOLD
+from harness.report._families import NOISE_BPC
 from harness.report._figures import FIGURE_TEXT
 from harness.report._frame import sampled_params, sweep_best_at
+from harness.report._frontier import frontier_findings
 from harness.report._tables import _cell, html_table, markdown_table, param_summary, top_table
 from harness.report._verdict import Verdict, budget_table, confirmed_table, target_table
 from harness.search import BASELINE_ATTR, SPEC_ATTR, pruning_summary
@@ -66,13 +68,13 @@ def answer(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdic
                  f"biased low and its lead may be noise. To confirm it on the test split with fresh seeds: "
                  f"harness confirm <study.toml or results dir> --top 3 --seeds 3, then report again."]
     if not v.front.empty:
-        changes, last = [], None
-        for r in v.front.itertuples():  # the frontier's steps, one per change of leader
-            if r.trial != last:
-                changes.append(f"#{r.trial} from {r.device_seconds:.3g} s")
-                last = r.trial
-        steps = ", ".join(changes)
-        lines.append(f"Best configuration as the device-seconds you can spend grow: {steps}.")
+        findings, merged = frontier_findings(v.front, v.points, NOISE_BPC)
+        steps = ", ".join(f"#{f['trial']} from {f['device_seconds']:.3g} s" for f in findings)
+        line = f"Best configuration as the device-seconds you can spend grow: {steps}"
+        if merged:
+            line += (f" ({merged} other change{'s' if merged != 1 else ''} of leader within the seed noise of "
+                     f"{NOISE_BPC} bpc, or less than one evaluation apart, not listed)")
+        lines.append(line + ".")
     return lines
 
 

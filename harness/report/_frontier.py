@@ -41,6 +41,38 @@ def frontier(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(steps)
 
 
+def evaluation_gap(points: pd.DataFrame) -> float:
+    """The median device-seconds between two evaluations of one trial: how finely any step is resolved."""
+    gaps = [g for _, one in points.groupby("trial") for g in one["device_seconds"].sort_values().diff().dropna()]
+    return float(pd.Series(gaps).median()) if gaps else 0.0
+
+
+def frontier_findings(front: pd.DataFrame, points: pd.DataFrame, noise_bpc: float) -> tuple[list[dict], int]:
+    """The frontier's changes of leader that are findings, and how many others were merged away.
+
+    A change of leader closer to the previous one than one evaluation gap (the curves cannot tell
+    them apart), or that improves on the standing leader by less than the seed noise, is not a
+    finding: the standing leader keeps its place. Each finding is (trial, device_seconds, bpc).
+    """
+    gap = evaluation_gap(points)
+    kept: list[dict] = []
+    merged = 0
+    for r in front.sort_values("device_seconds").itertuples():
+        step = {"trial": int(r.trial), "device_seconds": float(r.device_seconds), "bpc": float(r.bpc)}
+        if not kept:
+            kept.append(step)
+        elif step["trial"] == kept[-1]["trial"]:
+            kept[-1]["bpc"] = step["bpc"]  # the same leader, further along its curve
+        elif kept[-1]["bpc"] - step["bpc"] < noise_bpc:
+            merged += 1  # a new leader by less than the noise: the standing one keeps its place
+        elif step["device_seconds"] - kept[-1]["device_seconds"] < gap:
+            kept[-1] = step  # the standing leader led for less than one evaluation: the new one replaces it
+            merged += 1
+        else:
+            kept.append(step)
+    return kept, merged
+
+
 def _first(points: pd.DataFrame, reached: pd.Series, order: list[str]) -> pd.Series | None:
     """The first point by `order` among those `reached` selects, or None."""
     found = points[reached]
