@@ -73,20 +73,21 @@ def outlook_table(forecasts: list[Forecast], multiple: float) -> pd.DataFrame:
     return table.sort_values(["forecast_rank", "trial"]).reset_index(drop=True)
 
 
-def outlook_sentences(tables: dict[float, pd.DataFrame]) -> list[str]:
-    """Where the forecast ranking differs from the measured one, in words."""
+def outlook_sentences(tables: dict[float, pd.DataFrame], skill: bool = True) -> list[str]:
+    """Where the forecast ranking differs from the measured one, in words; its chances only where the
+    backtest showed it has skill."""
     lines = []
     for multiple, table in tables.items():
         if table.empty:
             continue
         measured = int(table.sort_values("measured_rank").iloc[0]["trial"])
         top = table.iloc[0]
+        chance = f" (P(best) {top['p_best']:.0%})" if skill else ""
         if int(top["trial"]) == measured:
-            lines.append(f"at {multiple:g}x the budget the forecast keeps #{measured} first "
-                         f"(P(best) {top['p_best']:.0%})")
+            lines.append(f"at {multiple:g}x the budget the forecast keeps #{measured} first{chance}")
         else:
-            lines.append(f"at {multiple:g}x the budget the forecast puts #{int(top['trial'])} first "
-                         f"(P(best) {top['p_best']:.0%}), ahead of the measured winner #{measured}")
+            lines.append(f"at {multiple:g}x the budget the forecast puts #{int(top['trial'])} first{chance}, ahead "
+                         f"of the measured winner #{measured}")
     fallbacks = sum(t["method"].str.startswith("last value").sum() for t in list(tables.values())[:1])
     if fallbacks:
         lines.append(f"{fallbacks} trial(s) have no stable fit and are forecast at their last observed value")
@@ -207,18 +208,25 @@ def outlook_section(study: optuna.Study, out) -> dict:
     if len(complete) < 2:
         return section
     tables = {m: outlook_table(forecasts, m) for m in MULTIPLES}
-    for m, table in tables.items():
+    for m, table in tables.items():  # every full table stays in its CSV
         path = out / f"forecast_{m:g}x.csv"
         table.to_csv(path, index=False)
         section["files"].append(path)
-        section["tables"].append((f"Forecast at {m:g}x the trial budget", display(table.head(10))))
-    section["sentences"] += outlook_sentences(tables)
     cut, summary = backtest(study)
+    skill = not summary["trials"] or summary["tau_forecast"] > summary["tau_truncated"]
+    if not skill:  # said first: the numbers below are then the measured ranking, extrapolated
+        section["sentences"].append(
+            f"the forecast has shown no skill on this study: cut at {summary['fraction']:.0%}, it ranks the trials no "
+            f"better than the cut value itself (Kendall tau {summary['tau_forecast']:.2f} against "
+            f"{summary['tau_truncated']:.2f}), so no chance of being best is stated; read the table as the measured "
+            f"ranking extrapolated")
+    section["tables"].append(("Forecast at 2x, 4x and 10x the trial budget (top 10; every trial in "
+                              "forecast_<m>x.csv)", combined_display(tables, skill).head(10)))
+    section["sentences"] += outlook_sentences(tables, skill)
     if summary["trials"]:
         cut.to_csv(out / "forecast_backtest.csv", index=False)
         section["files"].append(out / "forecast_backtest.csv")
-        better = "ranks the trials better than" if summary["tau_forecast"] > summary["tau_truncated"] else \
-            "does not rank the trials better than"
+        better = "ranks the trials better than" if skill else "does not rank the trials better than"
         section["sentences"].append(
             f"backtest (each curve cut at {summary['fraction']:.0%}, its end forecast): median error "
             f"{summary['median_abs_error']:.3f} bpc (p90 {summary['p90_abs_error']:.3f}; the cut value itself is off by "
@@ -249,12 +257,22 @@ def checks_display(table: pd.DataFrame) -> pd.DataFrame:
                          "method": table["method"]})
 
 
-def display(table: pd.DataFrame) -> pd.DataFrame:
-    interval = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-" for lo, hi in zip(table["low"], table["high"], strict=True)]
-    return pd.DataFrame({"forecast rank": table["forecast_rank"], "trial": table["trial"].map(lambda x: f"#{x}"),
-                         "state": table["state"].str.lower(), "measured bpc": table["measured_bpc"],
-                         "measured rank": table["measured_rank"], "forecast bpc": table["forecast_bpc"],
-                         "95% interval": interval, "P(best)": table["p_best"], "method": table["method"]})
+def combined_display(tables: dict[float, pd.DataFrame], skill: bool = True) -> pd.DataFrame:
+    """One table for every multiple: the measured figures once, then each multiple's forecast (and its
+    chance of being best, where the backtest showed skill), ordered by the largest multiple's forecast."""
+    last = max(tables)
+    base = tables[last]
+    frame = pd.DataFrame({"trial": base["trial"].map(lambda x: f"#{x}"), "state": base["state"].str.lower(),
+                          "measured bpc": base["measured_bpc"], "measured rank": base["measured_rank"]})
+    for m, table in sorted(tables.items()):
+        by_trial = table.set_index("trial")
+        frame[f"{m:g}x bpc"] = base["trial"].map(by_trial["forecast_bpc"])
+        if skill:
+            frame[f"{m:g}x P(best)"] = base["trial"].map(by_trial["p_best"])
+    frame[f"{last:g}x 95% interval"] = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-"
+                                        for lo, hi in zip(base["low"], base["high"], strict=True)]
+    frame["method"] = base["method"]
+    return frame.reset_index(drop=True)
 
 
 def long_budget_plan(study: optuna.Study, top: int, multiple: float) -> tuple[list[int], dict]:
