@@ -134,3 +134,24 @@ def test_pareto_mask():
     assert pareto_mask([1, 2, 3], [3, 2, 1]).tolist() == [True, True, True]
     assert pareto_mask([1, 2, 2], [1, 2, 3]).tolist() == [True, False, False]
     assert pareto_mask([1, 1], [2, 2]).tolist() == [True, True]  # ties dominate neither
+
+
+def test_parameter_axes_can_be_read_whole_numbers_and_log_ranges():
+    from matplotlib.figure import Figure
+
+    from harness.report._figures import readable_axis
+
+    def labelled(values, log, integer):
+        ax = Figure().subplots()
+        ax.scatter(values, range(len(values)))
+        readable_axis(ax.xaxis, pd.Series(values), log=log, integer=integer)
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        return ticks, [ax.xaxis.get_major_formatter()(t, i) for i, t in enumerate(ticks)]
+
+    ticks, _ = labelled([1, 2, 3, 4], log=False, integer=True)
+    assert ticks and all(float(t).is_integer() for t in ticks)  # layers has no 1.5
+    ticks, labels = labelled([1e-4, 3e-4, 1e-3, 1e-2, 0.1], log=True, integer=False)
+    assert len(ticks) >= 4 and ("0.002" in labels or "0.0002" in labels), labels  # 1-2-5 steps, not one a decade
+    ticks, labels = labelled([39, 45, 58], log=True, integer=True)  # within a decade: plain ticks
+    assert len(ticks) >= 2 and all(label.isdigit() for label in labels)

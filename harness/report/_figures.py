@@ -88,6 +88,25 @@ def fig_learning_curves(study: optuna.Study, frame: pd.DataFrame, out: Path, for
     return _save(fig, out, "learning_curves", formats)
 
 
+def readable_axis(axis, values: pd.Series, log: bool, integer: bool) -> None:
+    """Ticks a value can be read off: on a log axis 1-2-5 steps where the values span a decade or more
+    (one labelled tick per decade is not enough) and a few plain ones where they do not; whole numbers
+    only for a whole-number parameter (layers has no 1.5); labels of 3 significant figures at most."""
+    ticker = matplotlib.ticker
+    values = values.dropna().astype(float)
+    wide = len(values) and values.min() > 0 and values.max() / values.min() >= 3
+    if log:
+        axis.axes.set_xscale("log")
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8) if wide
+                               else ticker.MaxNLocator(nbins=4, integer=integer))
+        axis.set_minor_locator(ticker.NullLocator())
+    elif integer:
+        axis.set_major_locator(ticker.MaxNLocator(integer=True, nbins=6))
+    if log or integer:
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.0f}" if integer else f"{v:.3g}"))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def fig_param_effects(frame: pd.DataFrame, params: dict, out: Path, formats: list[str]) -> list[Path]:
     names = [n for n in params if n in frame.columns and frame[n].notna().any()]
     data = frame[frame["best_bpc"].notna() & frame["state"].isin(["COMPLETE", "PRUNED"])]
@@ -111,10 +130,7 @@ def fig_param_effects(frame: pd.DataFrame, params: dict, out: Path, formats: lis
         else:
             sns.scatterplot(data=data, x=name, y="best_bpc", hue="state", palette=STATE_PALETTE, ax=ax, s=18,
                             legend=False)
-            if info.get("log"):
-                ax.set_xscale("log")
-                ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            readable_axis(ax.xaxis, data[name], log=bool(info.get("log")), integer=info.get("kind") == "int")
         ax.set(xlabel=name + (" (log)" if info.get("log") else ""), ylabel="held-out bpc (bits/char)")
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
