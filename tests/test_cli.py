@@ -100,3 +100,36 @@ def test_trial_takes_a_study_not_a_checkpoint(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"with --trial 0, give the study file (.toml) or the results directory the trial belongs to, not {checkpoint}" \
         in proc.stderr
+
+
+def test_in_a_jupyter_kernel_the_progress_is_one_line_updated_in_place(monkeypatch):
+    """A kernel's stderr is no TTY: without a display handle every redraw would be a new output line."""
+    import sys
+    import types
+
+    from harness.common import ProgressLine
+
+    shown = []
+
+    class Handle:
+        def update(self, data, raw=False):
+            shown.append(data["text/plain"])
+
+    def display(data, raw=False, display_id=False):
+        assert display_id is True and raw
+        return Handle()
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: types.SimpleNamespace(config={"IPKernelApp": {}})
+    ipython_display = types.ModuleType("IPython.display")
+    ipython_display.display = display
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython_display)
+    line = ProgressLine()
+    assert line.handle is not None
+    for i in range(50):
+        line.update(i / 50, f"step {i}")
+    line.update(1.0, "done")
+    assert 1 <= len(shown) <= 3 and shown[-1].endswith("100% done")  # one line, redrawn at most every 0.5 s
+    ipython.get_ipython = lambda: types.SimpleNamespace(config={})  # a terminal IPython: no kernel
+    assert ProgressLine().handle is None

@@ -1,4 +1,5 @@
-"""Progress display: a one-line bar on a terminal, plain periodic lines in a log file or pipe."""
+"""Progress display: a one-line bar on a terminal, one line updated in place in a Jupyter notebook, plain
+periodic lines in a log file or pipe."""
 
 from __future__ import annotations
 
@@ -32,8 +33,30 @@ def format_rate(value: float) -> str:
     return f"{value:.0f}"
 
 
+NOTEBOOK_INTERVAL = 0.5  # seconds between redraws of a notebook's line: each one is a message to the browser
+
+
+def notebook_display():
+    """IPython's `display` where this process is a Jupyter kernel, else None.
+
+    A kernel's stderr is no TTY, so the bar would fall back to a new line per redraw, dozens per
+    study in the cell's output. IPython is only looked at if the session already loaded it.
+    """
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    try:
+        shell = ipython.get_ipython()
+        if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
+            return None
+        from IPython.display import display
+    except Exception:
+        return None
+    return display
+
+
 class ProgressLine:
-    """Redraws one line in place on a TTY; elsewhere prints a line every `interval` seconds."""
+    """Redraws one line in place on a TTY or in a notebook; elsewhere prints a line every `interval` seconds."""
 
     def __init__(self, stream: TextIO | None = None, interval: float = 10.0, width: int = 20, plain: bool = False,
                  prefix: str = ""):
@@ -43,10 +66,18 @@ class ProgressLine:
         self.interval, self.width = interval, width
         self.last_print = 0.0
         self.drawn = False
+        display = None if plain or self.tty or stream is not None else notebook_display()
+        self.handle = display({"text/plain": prefix}, raw=True, display_id=True) if display else None
 
     def update(self, fraction: float, text: str) -> None:
         now = time.monotonic()
-        if self.tty:
+        if self.handle is not None:
+            if now - self.last_print >= NOTEBOOK_INTERVAL or fraction >= 1.0:
+                filled = int(self.width * min(1.0, fraction))
+                bar = "#" * filled + "-" * (self.width - filled)
+                self.handle.update({"text/plain": f"{self.prefix}[{bar}] {fraction * 100:3.0f}% {text}"}, raw=True)
+                self.last_print = now
+        elif self.tty:
             filled = int(self.width * min(1.0, fraction))
             bar = "#" * filled + "-" * (self.width - filled)
             self.stream.write(f"\r[{bar}] {fraction * 100:3.0f}% {text}\033[K")
