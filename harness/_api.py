@@ -14,7 +14,15 @@ import optuna
 import pandas as pd
 
 from harness.common import HarnessError
-from harness.report import MULTIPLES, Report, confirmation_plan, forecast_study, outlook_table, study_frame
+from harness.report import (
+    MULTIPLES,
+    Report,
+    calibration_for,
+    confirmation_plan,
+    forecast_study,
+    outlook_table,
+    study_frame,
+)
 from harness.report import build_report as _build_report
 from harness.search import (
     StudySpec,
@@ -72,7 +80,8 @@ def forecast(study: optuna.Study | str | Path, at: Sequence[float] = MULTIPLES) 
     if not multiples or min(multiples) < 1:
         raise HarnessError(f"forecast at {list(at)}: give multiples of the trial budget of 1 or more, e.g. (2, 4, 10)")
     forecasts = forecast_study(opened, multiples)
-    tables = [outlook_table(forecasts, m).assign(multiple=m) for m in multiples]
+    calibration = calibration_for(opened)
+    tables = [outlook_table(forecasts, m, calibration).assign(multiple=m) for m in multiples]
     return pd.concat(tables, ignore_index=True) if forecasts else pd.DataFrame()
 
 

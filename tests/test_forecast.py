@@ -130,3 +130,18 @@ def test_a_wsd_curve_is_fitted_before_its_decay_and_the_decays_gain_kept():
     assert f.predict(5.0) == pytest.approx(curve(a, b, c, np.array([300.0]))[0] - 0.12, abs=0.02)
     plain = forecast_curve(0, "COMPLETE", T, y, (5.0,))
     assert abs(plain.predict(5.0) - f.predict(5.0)) > 0.02  # ignoring the decay gives another answer
+
+
+def test_the_intervals_are_widened_by_the_error_the_backtest_measured():
+    import numpy as np
+
+    from harness.report import Calibration
+
+    errors = np.linspace(-0.2, 0.2, 39)  # 39 curves: the 38th smallest |error| makes a 95% interval
+    c = Calibration.from_errors(errors)
+    assert c.level == 0.95 and c.halfwidth == pytest.approx(sorted(abs(errors))[37])
+    inside = np.mean(np.abs(errors) <= c.halfwidth)
+    assert inside >= 0.95  # the coverage stated is the coverage measured on the backtest
+    few = Calibration.from_errors(np.array([0.1, -0.3, 0.05]))  # too few curves for 95%: the largest, at 75%
+    assert few.halfwidth == pytest.approx(0.3) and few.level == pytest.approx(0.75)
+    assert Calibration.from_errors(np.array([0.1])) is None

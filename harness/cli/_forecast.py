@@ -38,7 +38,14 @@ def multiples(values: list[str]) -> tuple[float, ...]:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from harness.report import backtest, forecast_study, lr_drift, outlook_sentences, outlook_table
+    from harness.report import (
+        Calibration,
+        backtest,
+        forecast_study,
+        lr_drift,
+        outlook_sentences,
+        outlook_table,
+    )
     from harness.search import open_results
 
     at = multiples(args.at)
@@ -50,8 +57,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     forecasts = forecast_study(study, at)
     if not [f for f in forecasts if f.state == "COMPLETE"]:
         raise HarnessError(f"study {study.study_name!r} has no complete trial with a curve to forecast yet")
-    tables = {m: outlook_table(forecasts, m) for m in at}
     cut, summary = backtest(study, args.backtest)
+    calibration = Calibration.from_errors(cut["error"].to_numpy()) if summary["trials"] else None
+    tables = {m: outlook_table(forecasts, m, calibration) for m in at}
     drift = lr_drift(study, at[-1])
     if args.json:
         print(dumps({"study": study.study_name, "forecast": {f"{m:g}x": t.to_dict("records") for m, t in tables.items()},

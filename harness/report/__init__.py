@@ -19,8 +19,10 @@ from harness.report._frontier import (
 )
 from harness.report._outlook import (
     MULTIPLES,
+    Calibration,
     ConfirmationPlan,
     backtest,
+    calibration_for,
     confirmation_plan,
     forecast_checks,
     forecast_study,
@@ -34,7 +36,9 @@ from harness.report._verdict import Verdict, morning_verdict
 
 __all__ = [
     "MULTIPLES",
+    "Calibration",
     "ConfirmationPlan",
+    "calibration_for",
     "confirmation_plan",
     "Fit",
     "Forecast",

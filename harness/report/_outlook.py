@@ -45,23 +45,69 @@ def forecast_study(study: optuna.Study, multiples: tuple[float, ...] = MULTIPLES
             for n, (state, t, y, stable) in sorted(study_curves(study).items())]
 
 
-def p_best(forecasts: list[Forecast], multiple: float) -> dict[int, float]:
-    """How often each trial is best at `multiple` across the bootstrap replicates (last values stay put)."""
+CONFORMAL_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The forecast's own measured error (the backtest: each curve cut, its end forecast), folded into its
+    intervals and chances. Split-conformal: the interval's half-width is the ceil((n+1) level)-th smallest
+    |error| of n backtest curves, so the coverage stated is the coverage measured; with too few curves
+    for `level`, the largest error, and the level it supports, n / (n + 1)."""
+
+    errors: np.ndarray  # forecast minus actual, one per backtest curve
+    halfwidth: float
+    level: float
+
+    @classmethod
+    def from_errors(cls, errors: np.ndarray, level: float = CONFORMAL_LEVEL) -> Calibration | None:
+        errors = np.asarray(errors, float)
+        errors = errors[np.isfinite(errors)]
+        n = len(errors)
+        if n < 2:
+            return None
+        ranked = np.sort(np.abs(errors))
+        k = math.ceil((n + 1) * level)
+        if k > n:
+            return cls(errors, float(ranked[-1]), n / (n + 1))
+        return cls(errors, float(ranked[k - 1]), level)
+
+    def sentence(self) -> str:
+        return (f"intervals and chances include the forecast's own error measured by the backtest: {self.level:.0%} "
+                f"intervals at least ±{self.halfwidth:.3f} bpc (split-conformal over {len(self.errors)} backtest "
+                f"curves; measured where the backtest cut them, so at larger multiples they are a lower bound)")
+
+
+def calibration_for(study: optuna.Study) -> Calibration | None:
+    cut, summary = backtest(study)
+    return Calibration.from_errors(cut["error"].to_numpy()) if summary["trials"] else None
+
+
+def p_best(forecasts: list[Forecast], multiple: float, calibration: Calibration | None = None) -> dict[int, float]:
+    """How often each trial is best at `multiple` across the bootstrap replicates (last values stay put), each
+    replicate shifted by an error the backtest measured where a calibration is given."""
     if not forecasts:
         return {}
     columns = [f.replicates[f.multiples.index(multiple)] if f.fit is not None and len(f.replicates)
                else np.full(BOOTSTRAP, f.last_bpc) for f in forecasts]
     grid = np.column_stack(columns)
+    if calibration is not None:  # actual = forecast - error
+        rng = np.random.default_rng(0)
+        grid = grid - rng.choice(calibration.errors, size=grid.shape, replace=True)
     winners = np.argmin(grid, axis=1)
     return {f.trial: float(np.mean(winners == i)) for i, f in enumerate(forecasts)}
 
 
-def outlook_table(forecasts: list[Forecast], multiple: float) -> pd.DataFrame:
+def outlook_table(forecasts: list[Forecast], multiple: float, calibration: Calibration | None = None) -> pd.DataFrame:
     """One row per trial: measured at its budget, forecast at `multiple` x it, interval, method, P(best), ranks."""
-    chances = p_best(forecasts, multiple)
+    chances = p_best(forecasts, multiple, calibration)
     rows = []
     for f in forecasts:
         low, high = f.interval(multiple)
+        if calibration is not None:  # never narrower than the error the forecast has been measured to make
+            centre = f.predict(multiple)
+            low = min(low, centre - calibration.halfwidth) if low == low else centre - calibration.halfwidth
+            high = max(high, centre + calibration.halfwidth) if high == high else centre + calibration.halfwidth
         rows.append({"trial": f.trial, "state": f.state, "measured_bpc": f.last_bpc, "budget_s": f.budget_s,
                      "forecast_bpc": f.predict(multiple), "low": low, "high": high, "method": f.method,
                      "p_best": chances.get(f.trial, 0.0)})
@@ -207,7 +253,8 @@ def outlook_section(study: optuna.Study, out) -> dict:
     complete = [f for f in forecasts if f.state == "COMPLETE"]
     if len(complete) < 2:
         return section
-    tables = {m: outlook_table(forecasts, m) for m in MULTIPLES}
+    calibration = calibration_for(study)
+    tables = {m: outlook_table(forecasts, m, calibration) for m in MULTIPLES}
     for m, table in tables.items():  # every full table stays in its CSV
         path = out / f"forecast_{m:g}x.csv"
         table.to_csv(path, index=False)
@@ -223,6 +270,8 @@ def outlook_section(study: optuna.Study, out) -> dict:
     section["tables"].append(("Forecast at 2x, 4x and 10x the trial budget (top 10; every trial in "
                               "forecast_<m>x.csv)", combined_display(tables, skill).head(10)))
     section["sentences"] += outlook_sentences(tables, skill)
+    if calibration is not None:
+        section["sentences"].append(calibration.sentence())
     if summary["trials"]:
         cut.to_csv(out / "forecast_backtest.csv", index=False)
         section["files"].append(out / "forecast_backtest.csv")
@@ -277,7 +326,7 @@ def combined_display(tables: dict[float, pd.DataFrame], skill: bool = True) -> p
 
 def long_budget_plan(study: optuna.Study, top: int, multiple: float) -> tuple[list[int], dict]:
     """The union of the measured top K and the forecast's top K at `multiple` x, and the forecast to store."""
-    table = outlook_table(forecast_study(study, (multiple,)), multiple)
+    table = outlook_table(forecast_study(study, (multiple,)), multiple, calibration_for(study))
     complete = table[table["state"] == "COMPLETE"]
     if complete.empty:
         raise HarnessError(f"study {study.study_name!r} has no complete trial to forecast; run harness sweep first")
