@@ -268,7 +268,7 @@ def outlook_section(study: optuna.Study, out) -> dict:
             f"{summary['tau_truncated']:.2f}), so no chance of being best is stated; read the table as the measured "
             f"ranking extrapolated")
     section["tables"].append(("Forecast at 2x, 4x and 10x the trial budget (top 10; every trial in "
-                              "forecast_<m>x.csv)", combined_display(tables, skill).head(10)))
+                              "forecast_<m>x.csv)", combined_display(tables, skill, calibration.level if calibration else CONFORMAL_LEVEL).head(10)))
     section["sentences"] += outlook_sentences(tables, skill)
     if calibration is not None:
         section["sentences"].append(calibration.sentence())
@@ -306,7 +306,7 @@ def checks_display(table: pd.DataFrame) -> pd.DataFrame:
                          "method": table["method"]})
 
 
-def combined_display(tables: dict[float, pd.DataFrame], skill: bool = True) -> pd.DataFrame:
+def combined_display(tables: dict[float, pd.DataFrame], skill: bool = True, level: float = CONFORMAL_LEVEL) -> pd.DataFrame:
     """One table for every multiple: the measured figures once, then each multiple's forecast (and its
     chance of being best, where the backtest showed skill), ordered by the largest multiple's forecast."""
     last = max(tables)
@@ -318,7 +318,7 @@ def combined_display(tables: dict[float, pd.DataFrame], skill: bool = True) -> p
         frame[f"{m:g}x bpc"] = base["trial"].map(by_trial["forecast_bpc"])
         if skill:
             frame[f"{m:g}x P(best)"] = base["trial"].map(by_trial["p_best"])
-    frame[f"{last:g}x 95% interval"] = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-"
+    frame[f"{last:g}x {level:.0%} interval"] = [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-"
                                         for lo, hi in zip(base["low"], base["high"], strict=True)]
     frame["method"] = base["method"]
     return frame.reset_index(drop=True)
