@@ -50,27 +50,41 @@ def evaluation_gap(points: pd.DataFrame) -> float:
 def frontier_findings(front: pd.DataFrame, points: pd.DataFrame, noise_bpc: float) -> tuple[list[dict], int]:
     """The frontier's changes of leader that are findings, and how many others were merged away.
 
-    A change of leader closer to the previous one than one evaluation gap (the curves cannot tell
-    them apart), or that improves on the standing leader by less than the seed noise, is not a
-    finding: the standing leader keeps its place. Each finding is (trial, device_seconds, bpc).
+    The frontier is cut into segments, one per stretch a trial leads. A leader that holds for less
+    than one evaluation gap (the curves cannot tell it apart from its neighbours) is removed, shortest
+    first, and the leaders either side of it join where they are the same trial. A change of leader
+    that improves on the standing one by less than the seed noise is then no finding either: the
+    standing leader keeps its place. Each finding is (trial, device_seconds it leads from, bpc).
     """
     gap = evaluation_gap(points)
-    kept: list[dict] = []
-    merged = 0
+    segments: list[dict] = []
     for r in front.sort_values("device_seconds").itertuples():
-        step = {"trial": int(r.trial), "device_seconds": float(r.device_seconds), "bpc": float(r.bpc)}
-        if not kept:
-            kept.append(step)
-        elif step["trial"] == kept[-1]["trial"]:
-            kept[-1]["bpc"] = step["bpc"]  # the same leader, further along its curve
-        elif kept[-1]["bpc"] - step["bpc"] < noise_bpc:
-            merged += 1  # a new leader by less than the noise: the standing one keeps its place
-        elif step["device_seconds"] - kept[-1]["device_seconds"] < gap:
-            kept[-1] = step  # the standing leader led for less than one evaluation: the new one replaces it
-            merged += 1
+        if segments and segments[-1]["trial"] == int(r.trial):
+            segments[-1]["last_bpc"] = float(r.bpc)
+            continue
+        if segments:
+            segments[-1]["end"] = float(r.device_seconds)
+        segments.append({"trial": int(r.trial), "start": float(r.device_seconds), "end": math.inf,
+                         "first_bpc": float(r.bpc), "last_bpc": float(r.bpc)})
+    changes = max(0, len(segments) - 1)
+    while len(segments) > 1:
+        i = min(range(len(segments) - 1), key=lambda k: segments[k]["end"] - segments[k]["start"])
+        if segments[i]["end"] - segments[i]["start"] >= gap:
+            break
+        del segments[i]
+        if 0 < i < len(segments) and segments[i - 1]["trial"] == segments[i]["trial"]:
+            later = segments.pop(i)
+            segments[i - 1].update(end=later["end"], last_bpc=later["last_bpc"])
+        elif i > 0:  # the standing leader holds until the next one takes over
+            segments[i - 1]["end"] = segments[i]["start"]
+    kept: list[dict] = []
+    for seg in segments:
+        if kept and kept[-1]["last_bpc"] - seg["first_bpc"] < noise_bpc:
+            kept[-1].update(end=seg["end"], last_bpc=seg["last_bpc"])  # within noise: the standing leader stays
         else:
-            kept.append(step)
-    return kept, merged
+            kept.append(dict(seg))
+    findings = [{"trial": k["trial"], "device_seconds": k["start"], "bpc": k["last_bpc"]} for k in kept]
+    return findings, changes - (len(findings) - 1)
 
 
 def _first(points: pd.DataFrame, reached: pd.Series, order: list[str]) -> pd.Series | None:
