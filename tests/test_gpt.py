@@ -258,10 +258,10 @@ def test_which_family_per_budget_reads_each_familys_frontier():
     # with the trial counts: a side with too few trials gets no verdict, and the counts are said
     assert budget_sentence(table, {"lstm": 1, "gpt": 2}).startswith(
         "Which family, for the device-seconds you can spend: too few trials to name a winner (gpt, lstm had fewer "
-        "than 3; gpt 2 trials, lstm 1 trial)")
-    assert "the winner depends on the budget (gpt 5 trials, lstm 4 trials)" in budget_sentence(table, {"lstm": 4,
+        "than 3; gpt 2 complete trials, lstm 1 complete trial)")
+    assert "the winner depends on the budget (gpt 5 complete trials, lstm 4 complete trials)" in budget_sentence(table, {"lstm": 4,
                                                                                                       "gpt": 5})
     close = table.assign(**{"margin bpc": [None, 0.02, 0.01]})
-    assert "no family leads by more than the seed noise (0.05 bpc; gpt 5 trials, lstm 4 trials)" in \
+    assert "no family leads by more than the seed noise (0.05 bpc; gpt 5 complete trials, lstm 4 complete trials)" in \
         budget_sentence(close, {"lstm": 4, "gpt": 5})
     assert "10 s: lstm by 0.010 bpc, within noise" in budget_sentence(close, {"lstm": 4, "gpt": 5})

@@ -104,7 +104,7 @@ def budget_sentence(table: pd.DataFrame, counts: dict[str, int] | None = None) -
     head = "Which family, for the device-seconds you can spend"
     if counts is None:
         return f"{head}: {verdict} ({'; '.join(parts)})."
-    evidence = ", ".join(f"{family} {n} trial{'s' if n != 1 else ''}" for family, n in sorted(counts.items()))
+    evidence = ", ".join(f"{family} {n} complete trial{'s' if n != 1 else ''}" for family, n in sorted(counts.items()))
     thin = sorted(f for f, n in counts.items() if n < MIN_FAMILY_TRIALS)
     if thin:
         verdict = (f"too few trials to name a winner ({', '.join(thin)} had fewer than {MIN_FAMILY_TRIALS}; "
