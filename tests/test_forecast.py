@@ -145,3 +145,27 @@ def test_the_intervals_are_widened_by_the_error_the_backtest_measured():
     few = Calibration.from_errors(np.array([0.1, -0.3, 0.05]))  # too few curves for 95%: the largest, at 75%
     assert few.halfwidth == pytest.approx(0.3) and few.level == pytest.approx(0.75)
     assert Calibration.from_errors(np.array([0.1])) is None
+
+
+def _drift_study(lrs: list[float]):
+    import optuna
+
+    study = optuna.create_study()
+    for i, (seconds, lr) in enumerate(zip([10.0, 25.0, 50.0, 100.0], lrs, strict=True)):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=[3.0 - 0.1 * i], params={"lr": lr},
+            distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)},
+            user_attrs={"curve": [{"index": 1, "device_seconds": seconds, "bpc": 3.0 - 0.1 * i}]}))
+    return study
+
+
+def test_the_learning_rate_drift_is_fitted_only_with_enough_budgets_and_given_its_interval():
+    from harness.report import lr_drift
+
+    falling = lr_drift(_drift_study([0.01, 0.0071, 0.0052, 0.0036]), 2.0)
+    assert falling["beta"] < 0 and falling["beta_interval"][1] < 0 and "95% interval" in falling["note"]
+    assert falling["suggested_lr"] < 0.0036  # extrapolated past the longest budget's rate
+    flat = lr_drift(_drift_study([0.01, 0.002, 0.004, 0.006]), 2.0)  # no trend the four points can carry
+    assert "not told apart from no drift" in flat["note"] and flat["suggested_lr"] == 0.006
+    two = lr_drift(_drift_study([0.01, 0.01, 0.005, 0.005]), 2.0)
+    assert two["beta"] is None and "2 distinct best learning rates" in two["note"]

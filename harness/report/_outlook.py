@@ -15,10 +15,19 @@ from optuna.trial import TrialState
 from harness.common import HarnessError
 from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
 from harness.report._frontier import best_for_budgets, default_budgets, eval_points
-from harness.search import PLAN_ATTR, SPEC_ATTR, StudySpec, load_confirmation, open_results, top_per_family
+from harness.search import (
+    PLAN_ATTR,
+    SPEC_ATTR,
+    StudySpec,
+    load_confirmation,
+    open_results,
+    t975,
+    top_per_family,
+)
 from harness.training import Budget
 
 MULTIPLES = (2.0, 4.0, 10.0)
+MIN_DRIFT_RATES = 3  # distinct best learning rates over the budgets before a drift is fitted
 
 
 def study_curves(study: optuna.Study) -> dict[int, tuple[str, np.ndarray, np.ndarray, int | None]]:
@@ -192,10 +201,27 @@ def lr_drift(study: optuna.Study, multiple: float) -> dict:
     if len(set(rates.round(12))) < 2:
         return {"pairs": pairs, "beta": None, "suggested_lr": pairs[-1][1],
                 "note": "one configuration is best at every budget: no drift to fit; its own rate"}
-    beta, alpha = np.polyfit(budgets, rates, 1)
-    suggested = float(np.exp(alpha + beta * math.log(longest * multiple)))
-    return {"pairs": pairs, "beta": float(beta), "suggested_lr": suggested,
-            "note": f"best lr ~ budget^{beta:+.2f} across the study's budgets; at {multiple:g}x: {suggested:.3g}"}
+    distinct = len(set(rates.round(12)))
+    if distinct < MIN_DRIFT_RATES:  # a line through two points has no interval: nothing to extrapolate
+        return {"pairs": pairs, "beta": None, "suggested_lr": pairs[-1][1],
+                "note": f"{distinct} distinct best learning rates across the study's budgets, {MIN_DRIFT_RATES} needed "
+                        f"to fit a drift with its interval; the longest budget's own rate"}
+    (beta, alpha), cov = np.polyfit(budgets, rates, 1, cov="unscaled")
+    residual = rates - (alpha + beta * budgets)
+    dof = len(pairs) - 2
+    se = math.sqrt(max(float(residual @ residual) / dof * cov[0, 0], 0.0)) if dof > 0 else math.inf
+    t = t975(dof) if dof > 0 else math.inf
+    low, high = beta - t * se, beta + t * se
+    interval = f"95% interval {low:+.2f} to {high:+.2f}" if math.isfinite(se) else "no interval"
+    if not low < 0 < high and math.isfinite(se):
+        suggested = float(np.exp(alpha + beta * math.log(longest * multiple)))
+        note = f"best lr ~ budget^{beta:+.2f} ({interval}) across the study's budgets; at {multiple:g}x: {suggested:.3g}"
+    else:
+        suggested = pairs[-1][1]
+        note = (f"best lr ~ budget^{beta:+.2f} ({interval}): not told apart from no drift; the longest budget's own "
+                f"rate")
+    return {"pairs": pairs, "beta": float(beta), "beta_interval": [float(low), float(high)],
+            "suggested_lr": suggested, "note": note}
 
 
 def forecast_checks(study: optuna.Study) -> tuple[pd.DataFrame, dict] | None:
