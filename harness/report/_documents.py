@@ -39,12 +39,12 @@ def baseline_sentence(study: optuna.Study, frame: pd.DataFrame, best_number: int
     gap = theirs - ours
     verb = f"beats a count-based {b['order']}-gram by {gap:.3f} bits/char" if gap > 0 else \
         f"does not beat a count-based {b['order']}-gram: it is {-gap:.3f} bits/char worse"
-    text = (f"Against the figure to beat: the best model {verb} on the {split} split ({ours:.4f} "
-            f"against {theirs:.4f} for {b['model']} counted on the training split; a unigram model scores "
+    text = (f"Against the figure to beat: the best model {verb} on the {split} split ({ours:.3f} "
+            f"against {theirs:.3f} for {b['model']} counted on the training split; a unigram model scores "
             f"{b['unigram_val_bpc']:.3f} on validation).")
     if adaptive is not None:
         text += (f" A count model that keeps counting the {split} text as it reads it (PPM-style, an adaptive "
-                 f"figure to compare with dynamic evaluation, not with this one) reaches {adaptive:.4f}.")
+                 f"figure to compare with dynamic evaluation, not with this one) reaches {adaptive:.3f}.")
     return text
 
 
@@ -57,12 +57,12 @@ def answer(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdic
     if v.confirmed is not None:
         top = v.confirmed.iloc[0]
         interval = ("" if top["ci95_low"] != top["ci95_low"] else
-                    f" (95% interval {top['ci95_low']:.4f}-{top['ci95_high']:.4f})")
-        lines += [f"Winner: trial #{top['trial']}: {top['test_bpc_mean']:.4f} bits/char on the test split, mean of "
-                 f"{top['runs']} fresh seeds{interval}; it was chosen on {top['val_bpc']:.4f} bits/char held-out."]
+                    f" (95% interval {top['ci95_low']:.3f}-{top['ci95_high']:.3f})")
+        lines += [f"Winner: trial #{top['trial']}: {top['test_bpc_mean']:.3f} bits/char on the test split, mean of "
+                 f"{top['runs']} fresh seeds{interval}; it was chosen on {top['val_bpc']:.3f} bits/char held-out."]
         lines += [s[0].upper() + s[1:] + "." for s in v.confirm_lines]
     else:
-        lines += [f"Best trial: #{best_number}: {row['best_bpc']:.4f} bits/char held-out (perplexity "
+        lines += [f"Best trial: #{best_number}: {row['best_bpc']:.3f} bits/char held-out (perplexity "
                  f"{row['best_ppl']:.3f}) in {row['device_seconds']:.1f} device-seconds.",
                  f"This is the best of {evaluations} validation evaluations over {len(frame)} trials, so it is "
                  f"biased low and its lead may be noise. To confirm it on the test split with fresh seeds: "

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow
 import pyarrow.parquet
@@ -86,14 +87,19 @@ def write_tables(frame: pd.DataFrame, params: dict, out: Path, k: int, baseline:
     return files
 
 
-def _cell(v) -> str:
-    """One way to write a missing value: "-" (pandas' <NA> and NaT included, never printed as such)."""
+def _cell(v, column: str = "") -> str:
+    """One way to write each number: bits per character with 3 decimals (a column named for bpc), other
+    figures with 3 significant digits (thousands grouped), and a missing value as "-" (pandas' <NA> and
+    NaT included, never printed as such)."""
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    if isinstance(v, float):
+    if isinstance(v, float | np.floating):
+        v = float(v)
+        if "bpc" in column:
+            return f"{v:.3f}"
         if abs(v) >= 1000:
             return f"{v:,.0f}"
-        return f"{v:.3e}" if 0 < abs(v) < 1e-3 else f"{v:.4g}"
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3g}"
     return str(v)
 
 
@@ -102,7 +108,8 @@ def markdown_table(df: pd.DataFrame) -> str:
         return "_no finished trial_"
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(_cell(v, str(c)).replace("|", "\\|") for c, v in zip(df.columns, row, strict=True)) + " |"
+            for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 
 
@@ -115,7 +122,8 @@ def latex_table(df: pd.DataFrame, caption: str) -> str:
 
     lines = [r"\begin{table}[ht]", r"\centering", r"\small", r"\begin{tabular}{" + "r" * len(df.columns) + "}",
              r"\toprule", " & ".join(esc(str(c)) for c in df.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(esc(_cell(v)) for v in row) + r" \\" for row in df.itertuples(index=False)]
+    lines += [" & ".join(esc(_cell(v, str(c))) for c, v in zip(df.columns, row, strict=True)) + r" \\"
+              for row in df.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", r"\end{table}"]
     return "\n".join(lines)
 
@@ -125,7 +133,8 @@ def html_table(df: pd.DataFrame) -> str:
         return "<p>No finished trial.</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     kinds = ["n" if pd.api.types.is_numeric_dtype(df[c]) or df[c].map(_short).all() else "t" for c in df.columns]
-    rows = "".join("<tr>" + "".join(f"<td class='{k}'>{html.escape(_cell(v))}</td>" for k, v in zip(kinds, row, strict=True))
+    rows = "".join("<tr>" + "".join(f"<td class='{k}'>{html.escape(_cell(v, str(c)))}</td>"
+                                    for k, c, v in zip(kinds, df.columns, row, strict=True))
                    + "</tr>" for row in df.itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 

@@ -65,7 +65,7 @@ def confirmed_table(v: Verdict) -> pd.DataFrame:
     c = v.confirmed
     return pd.DataFrame({"rank": c["rank"], "trial": c["trial"].map(lambda x: f"#{x}"), "runs": c["runs"],
                          "test bpc (mean)": c["test_bpc_mean"], "sd": c["test_bpc_sd"],
-                         "95% interval": [f"{lo:.4f}-{hi:.4f}" if lo == lo else "-" for lo, hi in
+                         "95% interval": [f"{lo:.3f}-{hi:.3f}" if lo == lo else "-" for lo, hi in
                                           zip(c["ci95_low"], c["ci95_high"], strict=False)],
                          "chosen on (val bpc)": c["val_bpc"], "val rank": c["val_rank"],
                          "dynamic test bpc (adaptive)": c.get("test_dynamic_bpc_mean"),
