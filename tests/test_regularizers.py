@@ -222,6 +222,30 @@ def test_the_report_does_not_credit_an_old_studys_dropout_at_one_layer(tmp_path)
     assert paths and "dropout" in note
 
 
+def test_a_new_studys_unsampled_dropout_is_not_credited_from_the_configs_default():
+    """Conditional sampling leaves dropout out of a one-layer trial's params, but its config still holds the
+    default (0.3): the frame must blank that too, or the figures credit 0.3 with what layers did."""
+    from harness.report._frame import study_frame
+    from harness.report._tables import param_summary
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials = optuna.create_study()
+    for i in range(6):
+        layers = 1 + i % 2
+        params = {"layers": layers, **({"dropout": 0.1 * i} if layers == 2 else {})}
+        dists = {"layers": optuna.distributions.IntDistribution(1, 2),
+                 "dropout": optuna.distributions.FloatDistribution(0.0, 0.5)}
+        config = TrainConfig(layers=layers, dropout=params.get("dropout", 0.3)).to_dict()
+        inactive = ["dropout"] if layers == 1 else []  # what the trial runner records for a draw it skipped
+        trials.add_trial(optuna.trial.create_trial(params=params, distributions={k: dists[k] for k in params},
+                                                   value=2.0 + 0.01 * i,
+                                                   user_attrs={"config": config, "inactive": inactive}))
+    frame = study_frame(trials)
+    assert frame.loc[frame["layers"] == 1, "dropout"].isna().all()
+    summary = param_summary(frame, {"dropout": {"kind": "float"}}).set_index("parameter")
+    assert summary.loc["dropout", "trials"] == 3  # the two-layer trials only
+
+
 def test_max_chars_keeps_the_texts_start_and_a_study_records_it(small_text_file):
     from harness.search import load_study
 

@@ -34,8 +34,8 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
                                                "batch_size", "lr")})
         row.update(t.params)
         idle = inactive_params(t)
-        for name in idle:  # sampled by an older harness where it could not act: no value to credit
-            if name in row and name in t.params:
+        for name in idle:  # could not act (sampled by an older harness, or a default in the config): no value to credit
+            if name in row:
                 row[name] = None
         row["inactive"] = ", ".join(sorted(idle)) or None
         for key in report_columns():

@@ -30,6 +30,9 @@ def top_table(frame: pd.DataFrame, by: str, k: int) -> pd.DataFrame:
     return top[columns].rename(columns=TOP_COLUMNS)
 
 
+MIN_EFFECT_TRIALS = 3  # a rank correlation of two points is always +-1
+
+
 def param_summary(frame: pd.DataFrame, params: dict[str, dict]) -> pd.DataFrame:
     """Per sampled parameter: its best value, and how bpc moves with it (Spearman rho, or per-choice means)."""
     done = frame[frame["state"] == "COMPLETE"]
@@ -39,10 +42,15 @@ def param_summary(frame: pd.DataFrame, params: dict[str, dict]) -> pd.DataFrame:
             continue
         best = done.loc[done["best_bpc"].idxmin(), name]
         if info.get("kind") == "categorical":
-            means = done.groupby(name)["best_bpc"].mean().sort_values()
-            effect = "; ".join(f"{v}: {m:.3f}" for v, m in means.items())
+            groups = done.groupby(name)["best_bpc"]
+            means, sizes = groups.mean().sort_values(), groups.size()
+            effect = "; ".join(f"{v}: {m:.3f} ({sizes[v]} trial{'s' if sizes[v] != 1 else ''})" for v, m in means.items())
             rows.append({"parameter": name, "best value": best, "trials": int(done[name].notna().sum()),
                          "effect on bpc": f"mean bpc by value: {effect}"})
+        elif done[name].notna().sum() < MIN_EFFECT_TRIALS:
+            rows.append({"parameter": name, "best value": best, "trials": int(done[name].notna().sum()),
+                         "effect on bpc": f"too few complete trials where it acted to read an effect "
+                                          f"({MIN_EFFECT_TRIALS} needed)"})
         else:
             rho = done[[name, "best_bpc"]].astype(float).corr(method="spearman").iloc[0, 1]
             rows.append({"parameter": name, "best value": best, "trials": int(done[name].notna().sum()),
