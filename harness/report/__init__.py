@@ -6,6 +6,7 @@ report, so a notebook that builds a report keeps its backend and its style.
 """
 
 from harness.report._build import Report, build_report, pareto_meaningful
+from harness.report._drift import lr_drift
 from harness.report._figures import fig_embeddings, fig_gradflow
 from harness.report._forecast import Fit, Forecast, fit_power_law, forecast_curve, kendall_tau
 from harness.report._frame import numeric_columns, pareto_mask, sampled_params, study_frame
@@ -27,7 +28,6 @@ from harness.report._outlook import (
     forecast_checks,
     forecast_study,
     long_budget_plan,
-    lr_drift,
     outlook_sentences,
     outlook_table,
 )
