@@ -115,7 +115,7 @@ high = 0.5
     assert main(["report", str(results)]) == 0
     report = (results / "report" / "report.md").read_text()
     opening = report[report.index("Against the figure to beat"):].splitlines()[0]
-    assert f"count-based {stored['order']}-gram" in opening and f"{stored['val_bpc']:.4f}" in opening
+    assert f"count-based {stored['order']}-gram" in opening and f"{stored['val_bpc']:.3f}" in opening
     meta = json.loads((results / "report" / "trials.meta.json").read_text())
     assert meta["count_model"]["val_bpc"] == stored["val_bpc"]
 
