@@ -13,6 +13,13 @@ from harness.search import open_storage
 from harness.search._optuna import trial_id
 
 
+def harness_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m harness ARGS` as a user runs it: a process of its own, its output captured."""
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
 def write_study(path: Path, corpus: Path, *, name: str = "tiny", trials: int = 4, budget: str = "20k",
                 evals: int = 3, extra: str = "", sampler: str = "tpe", pruner: str = "hyperband") -> Path:
     path.write_text(f"""

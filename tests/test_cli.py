@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
+from sweep_helpers import harness_cli
 
 from harness.cli import main
 
 
-def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-
-
 def test_train_json_last_line(small_text_file, tmp_path):
     out = tmp_path / "run"
-    proc = run_cli("train", "--corpus", str(small_text_file), "--model", "lstm", "--hidden-dim", "32",
+    proc = harness_cli("train", "--corpus", str(small_text_file), "--model", "lstm", "--hidden-dim", "32",
                    "--embedding-dim", "16", "--layers", "1", "--budget", "20k", "--evals", "2", "--out", str(out),
                    "--json")
     assert proc.returncode == 0, proc.stderr
@@ -33,7 +28,7 @@ def test_train_json_last_line(small_text_file, tmp_path):
 
 
 def test_train_cli_schedule_flags_reach_the_run(small_text_file, tmp_path):
-    proc = run_cli("train", "--corpus", str(small_text_file), "--hidden-dim", "32", "--embedding-dim", "16",
+    proc = harness_cli("train", "--corpus", str(small_text_file), "--hidden-dim", "32", "--embedding-dim", "16",
                    "--layers", "1", "--budget", "8k", "--evals", "2", "--lr-schedule", "wsd", "--lr-decay", "0.5",
                    "--lr-min-ratio", "0.1", "--out", str(tmp_path / "run"), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -58,7 +53,7 @@ def test_train_cli_schedule_flags_reach_the_run(small_text_file, tmp_path):
 )
 def test_user_mistakes_exit_2_with_one_line(args, message, small_text_file, tmp_path):
     args = [str(small_text_file) if a == "SMALL" else a for a in args]
-    proc = run_cli("train", "--out", str(tmp_path / "o"), *args)
+    proc = harness_cli("train", "--out", str(tmp_path / "o"), *args)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -77,7 +72,7 @@ def test_cuda_request_without_gpu_is_a_clear_error(capsys):
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    proc = run_cli("train", "--out", str(blocker / "run"), "--budget", "1k")
+    proc = harness_cli("train", "--out", str(blocker / "run"), "--budget", "1k")
     assert proc.returncode == 2 and "cannot create the directory" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert blocker.read_text() == "not a directory"
@@ -96,7 +91,7 @@ def test_default_run_directories_never_collide(tmp_path):
 def test_trial_takes_a_study_not_a_checkpoint(tmp_path):
     checkpoint = tmp_path / "best.pt"
     checkpoint.write_bytes(b"\x80 not a study")
-    proc = run_cli("generate", str(checkpoint), "--trial", "0")
+    proc = harness_cli("generate", str(checkpoint), "--trial", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"with --trial 0, give the study file (.toml) or the results directory the trial belongs to, not {checkpoint}" \
         in proc.stderr
@@ -104,7 +99,6 @@ def test_trial_takes_a_study_not_a_checkpoint(tmp_path):
 
 def test_in_a_jupyter_kernel_the_progress_is_one_line_updated_in_place(monkeypatch):
     """A kernel's stderr is no TTY: without a display handle every redraw would be a new output line."""
-    import sys
     import types
 
     from harness.common import ProgressLine

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from sweep_helpers import write_study
+from sweep_helpers import harness_cli, write_study
 
 from harness.report import fit_power_law, forecast_curve, kendall_tau
 from harness.report._outlook import p_best
@@ -76,7 +76,6 @@ def test_kendall_tau():
 def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatch, small_text_file):
     import json
     import subprocess
-    import sys
 
     import harness
 
@@ -85,8 +84,8 @@ def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatc
                 pruner="none")
 
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600)
+    def run(*args: str):
+        return harness_cli(*args, timeout=600)
 
     assert run("sweep", "f.toml").returncode == 0
     out = run("forecast", "results/f", "--at", "2x", "4x", "--json")

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
+from sweep_helpers import harness_cli
 
 from harness.common import HarnessError
 from harness.data import Vocab
@@ -105,12 +104,8 @@ def checkpoint(small_corpus, tmp_path_factory):
     return train(config, small_corpus, Budget.parse("40k"), out_dir=out, evals=1).checkpoint
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120)
-
-
 def test_generate_cli_json(checkpoint, small_text_file):
-    proc = _cli("generate", checkpoint, "--prompt", "The ", "--temperature", "0", "1.0", "--length", "60",
+    proc = harness_cli("generate", checkpoint, "--prompt", "The ", "--temperature", "0", "1.0", "--length", "60",
                 "--samples", "2", "--seed", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -119,21 +114,21 @@ def test_generate_cli_json(checkpoint, small_text_file):
     assert temps[0]["samples"][0] == temps[0]["samples"][1]  # greedy: identical rows
     assert all(len(s) == 60 for t in temps for s in t["samples"])
     assert temps[1]["metrics"]["real_word_share"] is not None  # the training text was found
-    again = json.loads(_cli("generate", checkpoint, "--prompt", "The ", "--temperature", "0", "1.0", "--length",
+    again = json.loads(harness_cli("generate", checkpoint, "--prompt", "The ", "--temperature", "0", "1.0", "--length",
                             "60", "--samples", "2", "--seed", "3", "--json").stdout.strip().splitlines()[-1])
     assert again["temperatures"][1]["samples"] == temps[1]["samples"]
 
 
 def test_generate_cli_text_and_errors(checkpoint):
-    proc = _cli("generate", checkpoint, "--prompt", "the", "--length", "30", "--samples", "2", "--seed", "1")
+    proc = harness_cli("generate", checkpoint, "--prompt", "the", "--length", "30", "--samples", "2", "--seed", "1")
     assert proc.returncode == 0, proc.stderr
     assert "=== temperature 0.5 ===" in proc.stdout and "self_bleu" in proc.stdout
-    bad = _cli("generate", checkpoint, "--prompt", "☃ snow")
+    bad = harness_cli("generate", checkpoint, "--prompt", "☃ snow")
     assert bad.returncode == 2 and "'☃'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_evaluate_cli(checkpoint):
-    proc = _cli("evaluate", checkpoint, "--json")
+    proc = harness_cli("evaluate", checkpoint, "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["split"] == "test"

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from sweep_helpers import harness_cli
 
 import harness
 from harness.training import RUN_FIELDS
@@ -25,18 +24,14 @@ def legacy(tmp_path, monkeypatch):
     return tmp_path / "old"
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=300)
-
-
 def test_an_old_study_reports_and_resumes(legacy):
-    status = run("status", "legacy", "--json")
+    status = harness_cli("status", "legacy", "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout.splitlines()[-1])["counts"] == {"COMPLETE": 2}
-    report = run("report", "legacy")
+    report = harness_cli("report", "legacy")
     assert report.returncode == 0, report.stderr
     assert (legacy / "legacy" / "report" / "report.html").exists()
-    resumed = run("sweep", "legacy.toml", "--trials", "3", "--results", "legacy")
+    resumed = harness_cli("sweep", "legacy.toml", "--trials", "3", "--results", "legacy")
     assert resumed.returncode == 0, resumed.stderr
     frame = harness.trials_frame("legacy")
     assert list(frame["state"]) == ["COMPLETE"] * 3
@@ -47,10 +42,10 @@ def test_old_checkpoints_and_results_load(legacy):
     for path in ("legacy/trials/0000/best.pt", "train-run/best.pt"):
         checkpoint = harness.load_checkpoint(path)
         assert checkpoint.config.embedding_dim == 8
-        evaluated = run("evaluate", path, "--json")
+        evaluated = harness_cli("evaluate", path, "--json")
         assert evaluated.returncode == 0, evaluated.stderr
         assert json.loads(evaluated.stdout.splitlines()[-1])["bpc"] > 0
-    generated = run("generate", "train-run/best.pt", "--length", "10", "--samples", "1", "--json")
+    generated = harness_cli("generate", "train-run/best.pt", "--length", "10", "--samples", "1", "--json")
     assert generated.returncode == 0, generated.stderr
     old = json.loads((legacy / "train-run" / "result.json").read_text())
     added_since = {"eval_context"}  # 0.2: readers take a missing one as unknown (the report test below reads them)
