@@ -75,7 +75,6 @@ def test_kendall_tau():
 
 def test_forecast_and_a_long_budget_confirmation_end_to_end(tmp_path, monkeypatch, small_text_file):
     import json
-    import subprocess
 
     import harness
 
