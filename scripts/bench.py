@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ceiling", "throughput", "batch", "quality", "schedule", "generation", "telemetry", "overhead",
             "families", "gpt", "gpu")
 COURSE = TrainConfig(lr_schedule="constant")  # the course's LSTM generator, Adam at a constant 1e-3
+RATE_WITHOUT_RECIPE = 12_000  # chars/s the schedule section assumes when throughput did not run (a 2-core CPU's)
 GENERATE = ([0.5, 1.0, 1.5], 3, 200, "the ")  # the demo study's [generate]: temperatures, samples, length, prompt
 
 # quick / full sizes: seconds of training per run unless named otherwise
@@ -85,8 +86,11 @@ class Bench:
         self.corpus_spec = args.corpus
         self.size = SIZES["quick" if args.quick else "full"]
         self.claims: list[tuple[str, str, str, bool | None]] = []  # (what, measured, target, met)
-        self.best = COURSE
-        self.trained_model = None
+        # what one section measures and later ones read (a section run alone with --only falls back):
+        self.best = COURSE  # batch: the best (batch, lr) at equal time; read by quality
+        self.trained_model = None  # quality: the recipe's trained model; read by generation
+        self.recipe_rate: float | None = None  # throughput: the recipe's chars/s; read by batch and schedule
+        self.peak: float | None = None  # ceiling: the measured matmul rate; read by the MFU sections
 
     def claim(self, what: str, measured: str, target: str = "", met: bool | None = None) -> None:
         self.claims.append((what, measured, target, met))
@@ -134,7 +138,7 @@ class Bench:
                       f"{s['batch_s']} s {r.best.bpc:.4f}")
         best = min(rows, key=lambda row: row[3])
         self.best = TrainConfig(batch_size=best[0], lr=best[1], lr_schedule="constant")
-        base = getattr(self, "recipe_rate", None)
+        base = self.recipe_rate
         rate = f"{best[2]:,.0f} chars/s" + (f" = {best[2] / base:.2f}x the recipe's" if base else "")
         print(f"best held-out bpc at equal time: batch {best[0]}, lr {best[1]:g} ({rate})")
         self.claim(f"best (batch, lr) for bpc at {s['batch_s']} s", f"{best[0]}, {best[1]:g} ({rate})")
@@ -168,7 +172,7 @@ class Bench:
         """At equal characters, not equal time: runs on a CPU are then bit-reproducible, so speed noise
         cannot decide which schedule learns more (the rate is the recipe's measured one, or 12k/s)."""
         s = self.size
-        rate = getattr(self, "recipe_rate", 12_000)
+        rate = self.recipe_rate or RATE_WITHOUT_RECIPE
         for seconds in s["schedule_s"]:
             chars = int(round(seconds * rate, -3))
             for lr in s["schedule_lrs"]:
@@ -303,7 +307,7 @@ class Bench:
 
     def families(self) -> None:
         s = self.size
-        peak = getattr(self, "peak", None) or matmul_tflops(self.device)
+        peak = self.peak or matmul_tflops(self.device)
         rates = {}
         print(f"{'family':<13} {'chars/s':>10} {'TFLOP/s':>8} {'MFU':>7}   (E128, H256, 2 layers, batch 32, "
               f"{s['family_s']} s)")
