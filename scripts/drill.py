@@ -28,8 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the fault-injection hook the drill installs (tests/faults.py)
 
 import optuna  # noqa: E402
+from faults import fault_env  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from harness.data import builtin_text  # noqa: E402
@@ -115,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
     study = work / "drill.toml"
     study.write_text(STUDY.format(corpus=corpus, trials=args.trials, budget=args.budget))
     results = work / "results"
-    env = dict(os.environ, HARNESS_INJECT_FAULTS="oom@1,nan@2,error@3",
-               HARNESS_HEARTBEAT="2,10" if args.storage else os.environ.get("HARNESS_HEARTBEAT", ""))
+    env = fault_env("oom@1,nan@2,error@3")  # the tests' trial hook (tests/faults.py)
+    env["HARNESS_HEARTBEAT"] = "2,10" if args.storage else os.environ.get("HARNESS_HEARTBEAT", "")
     log = open(work / "drill.log", "w")  # noqa: SIM115 (closed before the checks; written by three processes)
     print(f"drill: study {study}, results {results}, storage {args.storage or 'journal'}; log {work / 'drill.log'}")
 

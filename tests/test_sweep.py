@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from faults import fault_env
 from optuna.trial import TrialState
 from sweep_helpers import has_heartbeat, load, sweep_proc, wait_for, write_study
 
@@ -70,7 +70,7 @@ def test_tiny_study_completes_and_records_everything(tmp_path, small_text_file, 
 def test_injected_oom_nan_and_error_are_recorded_and_the_sweep_goes_on(tmp_path, small_text_file):
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=5, pruner="none")
     results = tmp_path / "res"
-    env = dict(os.environ, HARNESS_INJECT_FAULTS="oom@1,nan@2,error@3")
+    env = fault_env("oom@1,nan@2,error@3")
     proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -90,7 +90,7 @@ def test_injected_oom_nan_and_error_are_recorded_and_the_sweep_goes_on(tmp_path,
 def test_too_many_consecutive_failures_stop_with_a_message(tmp_path, small_text_file):
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=6,
                              extra="max_consecutive_failures = 2")
-    env = dict(os.environ, HARNESS_INJECT_FAULTS="error@0,error@1")
+    env = fault_env("error@0,error@1")
     proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results",
                            str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 3
@@ -225,7 +225,7 @@ def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small
     study_file = write_study(tmp_path / "mo.toml", small_text_file, trials=4,
                              extra='second_objective = "device_seconds"')
     results = tmp_path / "res"
-    env = dict(os.environ, HARNESS_INJECT_FAULTS="oom@1,nan@2")
+    env = fault_env("oom@1,nan@2")
     proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -268,3 +268,18 @@ def test_interrupting_a_multi_worker_sweep_marks_every_running_trial(tmp_path, s
     assert main(["sweep", str(study_file), "--results", str(results)]) == 0
     after = load(results).get_trials()
     assert sum(t.state == TrialState.COMPLETE for t in after) == 4
+
+
+def test_a_trial_hook_that_cannot_be_loaded_is_refused_naming_the_variable(monkeypatch):
+    from harness.common import HarnessError
+    from harness.search._trial import load_trial_hook
+
+    monkeypatch.delenv("HARNESS_TRIAL_HOOK", raising=False)
+    assert load_trial_hook() is None  # the production path: no hook at all
+    monkeypatch.setenv("HARNESS_TRIAL_HOOK", "no_such_module:inject")
+    with pytest.raises(HarnessError, match=r"HARNESS_TRIAL_HOOK='no_such_module:inject': cannot load it"):
+        load_trial_hook()
+    monkeypatch.setenv("HARNESS_TRIAL_HOOK", "faults:inject")
+    import faults
+
+    assert load_trial_hook() is faults.inject

@@ -48,7 +48,7 @@ from harness.search._storage import (
 )
 from harness.search._study import make_pruner, make_sampler, open_study, results_dir_for
 from harness.search._sweep import run_sweep
-from harness.search._trial import FAULTS_ENV, TrialRunner
+from harness.search._trial import TRIAL_HOOK_ENV, TrialRunner
 from harness.search._worker import run_worker
 
 __all__ = [
@@ -61,7 +61,7 @@ __all__ = [
     "trial_checkpoint",
     "trial_host",
     "CHANGES_ATTR",
-    "FAULTS_ENV",
+    "TRIAL_HOOK_ENV",
     "HEARTBEAT_ENV",
     "JOURNAL_NAME",
     "PLAN_ATTR",

@@ -9,10 +9,12 @@ trial's: they propagate to the worker loop (harness.search._worker).
 from __future__ import annotations
 
 import gc
+import importlib
 import math
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -42,7 +44,11 @@ from harness.training import (
     telemetry_attrs,
 )
 
-FAULTS_ENV = "HARNESS_INJECT_FAULTS"  # e.g. "oom@1,nan@3,error@4": fault injection for tests and drills
+# "module:function", called as function(trial number, trainer) after a trial's model is built and before it
+# trains, in every worker process: how the tests and scripts/drill.py inject an out-of-memory, a NaN or an
+# error into a real sweep (tests/faults.py). Nothing in the harness sets it.
+TRIAL_HOOK_ENV = "HARNESS_TRIAL_HOOK"
+TrialHook = Callable[[int, Trainer], None]
 
 
 def suggest(trial: Trial, spec: StudySpec) -> dict:
@@ -92,25 +98,27 @@ def _inactive_so_far(spec: StudySpec, params: dict) -> tuple[str, ...]:
         return ()
 
 
-def parse_faults() -> dict[int, str]:
-    """Trial number -> fault ("oom", "nan" or "error") from HARNESS_INJECT_FAULTS, for drills and tests."""
-    faults = {}
-    for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
-        kind, _, number = item.partition("@")
-        if kind.strip() not in ("oom", "nan", "error") or not number.strip().isdigit():
-            raise HarnessError(f"{FAULTS_ENV}={os.environ[FAULTS_ENV]!r}: write e.g. oom@1,nan@3,error@4")
-        faults[int(number)] = kind.strip()
-    return faults
+def load_trial_hook() -> TrialHook | None:
+    """The hook HARNESS_TRIAL_HOOK names, imported once per worker; None where it is unset."""
+    target = os.environ.get(TRIAL_HOOK_ENV, "")
+    if not target:
+        return None
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise HarnessError(f"{TRIAL_HOOK_ENV}={target!r}: cannot load it ({type(e).__name__}: {e}); write "
+                           f"module:function for a module on the Python path") from None
 
 
 class TrialRunner:
     """Runs one trial: train, generate, record. Holds what every trial shares (corpus, reference text)."""
 
     def __init__(self, spec: StudySpec, results_dir: Path, corpus: Corpus, device: torch.device,
-                 line: ProgressLine, faults: dict[int, str]):
+                 line: ProgressLine, hook: TrialHook | None = None):
         self.spec, self.results_dir, self.corpus, self.device, self.line = spec, results_dir, corpus, device, line
         self.reference = Reference(corpus.train_text) if spec.generate.enabled else None
-        self.faults = faults
+        self.hook = hook
         self.study_text = ""  # done/best, computed once per trial
         self.deadline: float | None = None  # the study's, so its "left" figure stays live
         self.timings: dict[str, float] = {}  # where the current trial's wall time went (user attr "timings")
@@ -168,7 +176,6 @@ class TrialRunner:
 
     def train(self, trial: Trial, config: TrainConfig, trial_dir: Path) -> dict:
         spec = self.spec
-        fault = self.faults.get(trial.number)
         single = not spec.multi_objective
 
         def on_eval(point) -> bool:
@@ -189,13 +196,8 @@ class TrialRunner:
                               eval_spacing=spec.eval_spacing, patience=spec.patience,
                               precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
                               telemetry=telemetry)
-            if fault == "oom":
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by HARNESS_INJECT_FAULTS)")
-            if fault == "error":
-                raise RuntimeError("injected failure (HARNESS_INJECT_FAULTS)")
-            if fault == "nan":
-                with torch.no_grad():
-                    next(trainer.model.parameters()).fill_(float("nan"))
+            if self.hook is not None:
+                self.hook(trial.number, trainer)
             setup = time.perf_counter() - clock
             result = trainer.run()
             summary = result.summary()

@@ -31,7 +31,7 @@ from harness.search._spec import StudySpec
 from harness.search._status import describe_trial, planned_count, retried_numbers, status_text
 from harness.search._storage import RetryTrial, heartbeat_settings, trial_slot_lock
 from harness.search._study import open_study
-from harness.search._trial import TrialRunner, parse_faults
+from harness.search._trial import TrialRunner, load_trial_hook
 from harness.training import resolve_precision
 
 CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul ran, measured before the first trial
@@ -39,7 +39,7 @@ CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul r
 
 def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     """Prepare (device, corpus, study) and run the trial loop; how it stopped, never an exception for a stop."""
-    faults = parse_faults()
+    hook = load_trial_hook()
     device = resolve_device(options.device if options.device != "auto" else spec.device)
     corpus = load_corpus(spec.corpus, spec.corpus_options)
     corpus.check_fits(spec.largest("seq_len"), spec.largest("batch_size"))
@@ -51,7 +51,7 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     measure_ceilings(study, spec, options, device, modes)
     tag = f"[worker {index}] " if options.worker_index is not None else ""
     line = ProgressLine(plain=options.plain_progress, prefix=tag)
-    runner = TrialRunner(spec, options.results_dir, corpus, device, line, faults)
+    runner = TrialRunner(spec, options.results_dir, corpus, device, line, hook)
     planned = options.trials or spec.trials
     timeout = options.timeout or spec.timeout
     runner.deadline = time.monotonic() + timeout if timeout else None
