@@ -21,12 +21,22 @@ from pathlib import Path
 REBUILD = "bash scripts/gpu_wheels.sh --arch {arch} --python {py}"
 
 
-def _supported_tags() -> set[str]:
+def _supported_tags() -> set[str] | None:
+    """The interpreter's wheel tags from `packaging` (Optuna's own dependency, on the GPU images), or None."""
     try:
         from packaging import tags
-    except ImportError:  # pip vendors it where the interpreter itself has none
-        from pip._vendor.packaging import tags
+    except ImportError:
+        return None
     return {str(t) for t in tags.sys_tags()}
+
+
+def _plain_match(name: str) -> bool:
+    """Without `packaging`: the wheel's Python tag and platform against this interpreter's version and machine."""
+    parts = name[: -len(".whl")].split("-")
+    python, plat = parts[-3], parts[-1]
+    here = f"{sys.version_info.major}{sys.version_info.minor}"
+    return any(p in ("py3", f"py{here}", f"cp{here}") for p in python.split(".")) and (
+        plat == "any" or platform.machine() in plat)
 
 
 def wheel_tags(name: str) -> set[str]:
@@ -44,7 +54,8 @@ def check_wheels(folder: Path) -> int:
               f"{REBUILD.format(arch=arch, py=py)}")
         return 1
     supported = _supported_tags()
-    wrong = [w.name for w in wheels if not wheel_tags(w.name) & supported]
+    wrong = [w.name for w in wheels if not (wheel_tags(w.name) & supported if supported is not None
+                                             else _plain_match(w.name))]
     if wrong:
         print(f"gpu_check: {len(wrong)} of the {len(wheels)} wheels in {folder} are for another interpreter than this "
               f"one (Python {py} on {arch}), e.g. {wrong[0]}: rebuild the folder with {REBUILD.format(arch=arch, py=py)}")

@@ -49,10 +49,10 @@ def notebook_display():
         shell = ipython.get_ipython()
         if shell is None or "IPKernelApp" not in getattr(shell, "config", {}):
             return None
-        from IPython.display import display
     except Exception:
         return None
-    return display
+    # a kernel has loaded IPython.display already; nothing is imported here
+    return getattr(sys.modules.get("IPython.display") or getattr(ipython, "display", None), "display", None)
 
 
 class ProgressLine:
