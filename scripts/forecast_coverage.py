@@ -34,8 +34,7 @@ def coverage(target: str) -> str:
         centre = f.predict(multiple)
         n += 1
         plain += bool(low == low and low <= y[-1] <= high)
-        wide_low = min(low, centre - c.halfwidth) if low == low else centre - c.halfwidth
-        wide_high = max(high, centre + c.halfwidth) if high == high else centre + c.halfwidth
+        wide_low, wide_high = c.widen(centre, low, high)
         calibrated += bool(wide_low <= y[-1] <= wide_high)
     return (f"{target}: {s['trials']} backtest curves (median |error| {s['median_abs_error']:.3f} bpc, p90 "
             f"{s['p90_abs_error']:.3f}; Kendall tau forecast {s['tau_forecast']:.2f}, cut value {s['tau_truncated']:.2f}); "

@@ -79,6 +79,11 @@ class Calibration:
             return cls(errors, float(ranked[-1]), n / (n + 1))
         return cls(errors, float(ranked[k - 1]), level)
 
+    def widen(self, centre: float, low: float, high: float) -> tuple[float, float]:
+        """An interval never narrower than the error the forecast has been measured to make (none: NaN)."""
+        w = self.halfwidth
+        return (min(low, centre - w) if low == low else centre - w, max(high, centre + w) if high == high else centre + w)
+
     def sentence(self) -> str:
         return (f"intervals and chances include the forecast's own error measured by the backtest: {self.level:.0%} "
                 f"intervals at least ±{self.halfwidth:.3f} bpc (split-conformal over {len(self.errors)} backtest "
@@ -111,10 +116,8 @@ def outlook_table(forecasts: list[Forecast], multiple: float, calibration: Calib
     rows = []
     for f in forecasts:
         low, high = f.interval(multiple)
-        if calibration is not None:  # never narrower than the error the forecast has been measured to make
-            centre = f.predict(multiple)
-            low = min(low, centre - calibration.halfwidth) if low == low else centre - calibration.halfwidth
-            high = max(high, centre + calibration.halfwidth) if high == high else centre + calibration.halfwidth
+        if calibration is not None:
+            low, high = calibration.widen(f.predict(multiple), low, high)
         rows.append({"trial": f.trial, "state": f.state, "measured_bpc": f.last_bpc, "budget_s": f.budget_s,
                      "forecast_bpc": f.predict(multiple), "low": low, "high": high, "method": f.method,
                      "p_best": chances.get(f.trial, 0.0)})
