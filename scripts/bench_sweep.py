@@ -40,6 +40,7 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
     if not args.keep_schedule:
         spec.eval_spacing, spec.patience = "even", 0
     spec.pruner_min_resource = min(spec.pruner_min_resource, spec.evals)
+    spent = []  # device-seconds the sweep had spent after each trial (load-dependent: context only)
     curve = []  # (characters the sweep has trained, best complete bpc so far) after each trial
     budget = Budget.parse(args.budget).amount
     for n in range(1, args.trials + 1):  # spec.trials stays the plan the sampler is built for
@@ -48,12 +49,23 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
             run_worker(spec, options)
         trials = open_study(spec, options, create=False).get_trials(deepcopy=False)
         chars = sum(t.user_attrs.get("train_chars") or 0 for t in trials)
+        seconds = sum(t.user_attrs.get("device_seconds") or 0.0 for t in trials)
         done = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
         curve.append((chars, min(done) if done else float("nan")))
+        spent.append(seconds)
         if chars >= budget:
             break
-    return {"search": pruner, "seed": seed, "curve": curve, "trials": len(trials),
+    startup = sampler_startup(spec)
+    return {"search": pruner, "seed": seed, "curve": curve, "trials": len(trials), "seconds": spent,
+            "startup_share": spent[min(startup, len(spent)) - 1] / spent[-1] if spent and spent[-1] else None,
+            "startup": startup,
             "pruned": sum(t.state == TrialState.PRUNED for t in trials)}
+
+
+def sampler_startup(spec) -> int:
+    """How many trials the study's sampler draws before it models (TPE's start-up; all of them for random)."""
+    from harness.search._study import make_sampler
+    return getattr(make_sampler(spec, spec.seed), "_n_startup_trials", spec.trials)
 
 
 def best_at(curve: list[tuple[int, float]], chars: float) -> float:
@@ -93,8 +105,12 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", type=float, default=[2.2, 2.0])
     parser.add_argument("--keep-schedule", action="store_true", help="keep the study's eval spacing and patience")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     args = parser.parse_args()
     budget = Budget.parse(args.budget)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     if budget.kind != "tokens":
         parser.error("--budget is characters, such as 3M")
     fp = fingerprint(resolve_device(args.device))
@@ -109,8 +125,11 @@ def main() -> None:
                 rows.append(r)
                 marks = ", ".join(f"{share:.0%} {best_at(r['curve'], share * budget.amount):.3f}"
                                   for share in (0.25, 0.5, 1.0))
+                share = "" if r["startup_share"] is None else \
+                    f"; the {r['startup']} start-up trials took {r['startup_share']:.0%} of them"
                 print(f"  {pruner} seed {seed}: {r['trials']} trials ({r['pruned']} pruned), "
-                      f"{r['curve'][-1][0] / 1e6:.2f}M characters; best at {marks}", flush=True)
+                      f"{r['curve'][-1][0] / 1e6:.2f}M characters, {r['seconds'][-1]:.0f} device-s{share}; "
+                      f"best at {marks}", flush=True)
     head = f"\n{'search':<10} {'best at 25%':>22} {'best at 50%':>22} {'best at 100%':>22}" + \
         "".join(f" {'chars to ' + format(t, 'g'):>14}" for t in args.targets)
     print(head)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from harness.report._families import (
     gradient_profiles,
 )
 from harness.report._figures import (
+    PaperLayoutWarning,
     fig_confirmed,
     fig_device_timeseries,
     fig_family_frontiers,
@@ -78,12 +80,18 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     verdict = morning_verdict(study)
     files += write_verdict_tables(verdict, out)
     # The theme holds for these figures only: the caller's matplotlib settings are restored after.
-    with matplotlib.rc_context():
+    with matplotlib.rc_context(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PaperLayoutWarning)
         sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
         figures, notes = draw_figures(study, frame, verdict, params, best_number, out, formats)
         course = course_section(study, frame, out, formats, figures)
         best_checkpoint = frame.set_index("number").loc[best_number, "checkpoint"]
         path, note = embeddings_figure(best_checkpoint if isinstance(best_checkpoint, str) else None, out)
+    for w in caught:  # a PDF that would not read in a paper is said in the report; other warnings go on
+        if issubclass(w.category, PaperLayoutWarning):
+            notes.append(f"the PDF {w.message} (the PNG is unaffected)")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if path is not None:
         figures["embeddings"] = [path]
         notes.append(note)
