@@ -40,6 +40,8 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
     if not args.keep_schedule:
         spec.eval_spacing, spec.patience = "even", 0
     spec.pruner_min_resource = min(spec.pruner_min_resource, spec.evals)
+    if args.startup is not None:
+        spec.startup_trials = args.startup
     spent = []  # device-seconds the sweep had spent after each trial (load-dependent: context only)
     curve = []  # (characters the sweep has trained, best complete bpc so far) after each trial
     budget = Budget.parse(args.budget).amount
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", type=float, default=[2.2, 2.0])
     parser.add_argument("--keep-schedule", action="store_true", help="keep the study's eval spacing and patience")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--startup", type=int, default=None,
+                        help="TPE's start-up trials (default the study's: a third of --trials, 3 to 10)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     args = parser.parse_args()
     budget = Budget.parse(args.budget)
@@ -116,7 +120,8 @@ def main() -> None:
     fp = fingerprint(resolve_device(args.device))
     print(f"{fp['device_name']} ({fp['machine']}), torch {fp['torch']}; space {args.study}, corpus {args.corpus}; "
           f"{args.per_trial} characters a trial, {args.evals} evaluations, sweeps of {args.budget} characters "
-          f"(at most {args.trials} trials), sampler seeds {' '.join(map(str, args.seeds))}\n", flush=True)
+          f"(at most {args.trials} trials), sampler seeds {' '.join(map(str, args.seeds))}"
+          f"{'' if args.startup is None else f', {args.startup} start-up trials'}\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:  # seed by seed, so a run cut short still compares the searches at equal seeds

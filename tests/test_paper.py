@@ -12,8 +12,15 @@ from matplotlib.figure import Figure
 from report_helpers import make_study
 
 from harness.report import build_report
-from harness.report._figures import PaperLayoutWarning, _save
-from harness.report._paper import COLUMN_IN, MIN_PT, TEXT_IN, lay_out_for_paper, layout_problems
+from harness.report._paper import (
+    COLUMN_IN,
+    MIN_PT,
+    TEXT_IN,
+    PaperLayoutWarning,
+    lay_out_for_paper,
+    layout_problems,
+)
+from harness.report._paper import save_figure as _save
 
 
 def _screen_figure(panels: int = 1) -> Figure:

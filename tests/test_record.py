@@ -31,5 +31,5 @@ def test_a_runs_record_is_the_schema(tmp_path):
     assert {f.name for f in TELEMETRY_FIELDS} <= set(cost)
     attrs = {**run_attrs(summary), **telemetry_attrs(cost)}
     assert {"val_bpc", "device_seconds", "util_mean", "mfu", "peak_mem_source"} <= set(attrs)
-    # every report column has a stored source (the trial runner writes reason and host itself)
-    assert set(report_columns()) - {"reason", "host"} <= set(attrs)
+    # every report column has a stored source (the trial runner writes reason, host and a PBT segment's own cost)
+    assert set(report_columns()) - {"reason", "host", "segment_device_seconds", "segment_train_chars"} <= set(attrs)

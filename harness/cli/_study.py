@@ -221,7 +221,9 @@ def print_status(summary: dict) -> None:
         print(f"best: trial {best['number']}, {best['bpc']:.4f} bpc held-out; {params}")
     else:
         print("best: no trial has completed yet")
-    if summary.get("pruning"):
+    if summary.get("pbt"):
+        print(summary["pbt"]["sentence"])
+    elif summary.get("pruning"):
         print(summary["pruning"]["sentence"])
     b = summary.get("baseline")
     if b:

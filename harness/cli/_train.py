@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.common import HarnessError, ProgressLine, dumps, format_rate, format_seconds, write_json_atomic
@@ -17,6 +18,7 @@ from harness.training import (
     LR_SCHEDULES,
     PRECISION_MODES,
     Budget,
+    Start,
     TrainConfig,
     normalize_precision,
 )
@@ -107,14 +109,16 @@ def add_train_parser(sub) -> None:
     r.add_argument("--amp", dest="precision", choices=("auto", "bf16", "off"), help=argparse.SUPPRESS)
     r.add_argument("--out", type=Path, default=None, help="run directory (default results/train/<time>)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    s = p.add_argument_group("replay a PBT schedule (the model, budget and corpus come from the study)")
+    s.add_argument("--schedule-from", metavar="STUDY", default=None,
+                   help="a PBT study's file or results directory: train its --trial's schedule from scratch")
+    s.add_argument("--trial", type=int, default=None, help="the trial whose lineage's schedule to replay")
     p.set_defaults(handler=cmd_train)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from harness.measure import Telemetry, cost_summary
-    from harness.training import train
-
-    config = TrainConfig(
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's configuration from the flags (the defaults: the course's LSTM generator)."""
+    return TrainConfig(
         model=args.model, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim, layers=args.layers,
         dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2, grad_clip=args.grad_clip, seed=args.seed,
@@ -122,17 +126,62 @@ def cmd_train(args: argparse.Namespace) -> int:
         tie_embeddings=args.tie_embeddings, embedding_drop=args.embedding_drop, dropout_input=args.dropout_input,
         dropout_output=args.dropout_output, weight_drop=args.weight_drop, decoupled_decay=args.decoupled_decay,
     ).validate()
+
+
+@dataclass
+class ReplayPlan:
+    study: str
+    trial: int
+    budget: Budget
+    phases: list
+    corpus: str
+    corpus_options: CorpusOptions
+
+
+def replay_config(args: argparse.Namespace) -> tuple[TrainConfig, ReplayPlan]:
+    """`--schedule-from STUDY --trial N`: the lineage's first configuration with a fresh seed (--seed), the
+    member's whole budget, and the rates it changed to: whether the schedule or the inherited weights
+    made the winner becomes a measurement."""
+    from harness.search import Replay, open_results, study_spec_for
+
+    if args.schedule_from is None or args.trial is None:
+        raise HarnessError("--schedule-from STUDY and --trial N go together: the PBT study and the trial whose "
+                           "schedule to replay")
+    spec, _ = study_spec_for(args.schedule_from)
+    if spec.pbt is None:
+        raise HarnessError(f"study {spec.name!r} is not a PBT study (sampler = {spec.sampler!r}); --schedule-from "
+                           f"replays a schedule that sampler = \"pbt\" learned")
+    _, study = open_results(args.schedule_from)
+    if args.trial not in {t.number for t in study.get_trials(deepcopy=False)}:
+        raise HarnessError(f"--trial {args.trial}: study {spec.name!r} has no such trial (see harness status)")
+    replay = Replay.of(study, args.trial, spec.pbt.perturb)
+    values = spec.values_for(replay.params)
+    values["seed"] = args.seed
+    config = TrainConfig.from_dict(values).validate()
+    return config, ReplayPlan(spec.name, args.trial, spec.budget, replay.phases, spec.corpus, spec.corpus_options)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from harness.measure import Telemetry, cost_summary
+    from harness.training import train
+
+    replay = None
+    if args.schedule_from is not None or args.trial is not None:
+        config, replay = replay_config(args)
+    else:
+        config = config_from_args(args)
     idle = [k for k in config.inactive() if getattr(config, k) != getattr(DEFAULTS, k)]
     if idle:
         print(f"harness: note: {', '.join(idle)} cannot act on {config.model} with {config.layers} layer(s); "
               f"{'it is' if len(idle) == 1 else 'they are'} ignored", file=sys.stderr)
-    budget = Budget.parse(args.budget)
+    budget = Budget.parse(args.budget) if replay is None else replay.budget
     if args.evals < 1:
         raise HarnessError(f"--evals must be at least 1, got {args.evals}")
     if args.patience < 0:
         raise HarnessError(f"--patience is a number of evaluations without improvement (0: off), got {args.patience}")
     device = resolve_device(args.device)
-    corpus = load_corpus(args.corpus, corpus_options(args))
+    corpus = load_corpus(args.corpus, corpus_options(args)) if replay is None else \
+        load_corpus(args.corpus if args.corpus != DEFAULT_SPEC else replay.corpus, replay.corpus_options)
     corpus.check_fits(config.seq_len, config.batch_size)
     out = args.out or unique_run_dir(Path("results") / "train" / time.strftime("%Y%m%d-%H%M%S"))
     make_dir(out, "--out")
@@ -151,7 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = train(config, corpus, budget, device, out_dir=out, evals=args.evals,
                            eval_spacing=args.eval_spacing, patience=args.patience,
                            precision=normalize_precision(args.precision),
-                           on_eval=on_eval, on_progress=on_progress, telemetry=telemetry)
+                           on_eval=on_eval, on_progress=on_progress, telemetry=telemetry,
+                           start=Start(phases=list(replay.phases)) if replay else None)
     except KeyboardInterrupt:
         line.close()
         kept = out / "best.pt"
@@ -160,6 +210,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     line.close()
     summary = result.summary()
+    if replay is not None:
+        summary["schedule"] = replay.phases
+        summary["schedule_from"] = {"study": replay.study, "trial": replay.trial}
     summary["telemetry"] = cost_summary(telemetry, summary)
     summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(out / "telemetry.csv"))
     write_json_atomic(out / "result.json", summary)

@@ -6,7 +6,15 @@ the one family that sees windows instead of carrying state). Add one with `regis
 (docs/model-families.md).
 """
 
-from harness.models._base import CharModel, Family, State, count_params, detach_state, recurrent_weights
+from harness.models._base import (
+    CharModel,
+    Family,
+    State,
+    count_params,
+    detach_state,
+    recurrent_weights,
+    set_rate,
+)
 from harness.models._bigram import BigramMLP
 from harness.models._gpt import GPT, GPT_FAMILY, KVCache, gpt_attention_flops
 from harness.models._recurrent import REGULARIZERS, FusedRecurrent, embedding_rows, locked_dropout
@@ -58,5 +66,6 @@ __all__ = [
     "locked_dropout",
     "recurrent_weights",
     "register_family",
+    "set_rate",
     "residual_scan_reference",
 ]

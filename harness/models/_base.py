@@ -97,3 +97,23 @@ def detach_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+def set_rate(model: nn.Module, name: str, value: float) -> None:
+    """Change a regularization rate of a built model in place, as a PBT member's perturbed rate must act
+    on the weights it copied: `dropout` is every dropout module's rate and the between-layer dropout
+    of cuDNN stacks of two layers or more; any other name is the float attribute of that name
+    (`dropout_output`, `weight_drop`, ...) wherever a module has one."""
+    found = False
+    for module in model.modules():
+        if name == "dropout" and isinstance(module, nn.Dropout):
+            module.p, found = value, True
+        elif name == "dropout" and isinstance(module, nn.RNNBase):
+            if module.num_layers > 1:
+                module.dropout = value
+            found = True
+        elif isinstance(getattr(module, name, None), float):
+            setattr(module, name, value)
+            found = True
+    if not found:
+        raise ValueError(f"the model has no rate called {name!r} to change")

@@ -25,7 +25,6 @@ from harness.report._families import (
     gradient_profiles,
 )
 from harness.report._figures import (
-    PaperLayoutWarning,
     fig_confirmed,
     fig_device_timeseries,
     fig_family_frontiers,
@@ -41,6 +40,8 @@ from harness.report._figures import (
 )
 from harness.report._frame import sampled_params, study_frame
 from harness.report._outlook import outlook_section
+from harness.report._paper import PaperLayoutWarning
+from harness.report._pbt import pbt_section
 from harness.report._remote import localize, remote_section
 from harness.report._tables import write_tables
 from harness.report._verdict import morning_verdict, write_verdict_tables
@@ -85,6 +86,7 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
         sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
         figures, notes = draw_figures(study, frame, verdict, params, best_number, out, formats)
         course = course_section(study, frame, out, formats, figures)
+        population = pbt_section(study, out, formats, figures)
         best_checkpoint = frame.set_index("number").loc[best_number, "checkpoint"]
         path, note = embeddings_figure(best_checkpoint if isinstance(best_checkpoint, str) else None, out)
     for w in caught:  # a PDF that would not read in a paper is said in the report; other warnings go on
@@ -100,7 +102,7 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     outlook = outlook_section(study, out)
     files += outlook.pop("files", [])
     remote = remote_section(study, away, frame, best_number, results_dir)
-    sections = [s for s in (outlook if outlook["tables"] else None, course, remote) if s]
+    sections = [s for s in (outlook if outlook["tables"] else None, population, course, remote) if s]
     files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, sections)
     return Report(frame, out, files, partial, time.perf_counter() - started)
 

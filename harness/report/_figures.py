@@ -20,11 +20,7 @@ from optuna.trial import TrialState
 
 from harness.diagnostics import label as char_label
 from harness.report._frame import inactive_params
-from harness.report._paper import lay_out_for_paper, layout_problems
-
-
-class PaperLayoutWarning(UserWarning):
-    """A figure's PDF, at the width a paper prints it, has text too small, off the page, or overlapping."""
+from harness.report._paper import save_figure as _save
 
 FIGSIZE = (6.0, 4.0)
 STATE_PALETTE = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#2ca02c",
@@ -33,26 +29,6 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = FIGS
     """A figure of its own, outside pyplot: drawing a report never touches the caller's backend or open figures."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **kwargs)
-
-
-def _save(fig, out: Path, name: str, formats: list[str]) -> list[Path]:
-    """PNG (and SVG) at the screen layout the web page shows; the PDF last, laid out for a paper's page.
-
-    A PDF whose printed text would be unreadable warns (PaperLayoutWarning); the report lists it."""
-    paths = []
-    fig.tight_layout()
-    for fmt in ["png", *[f for f in formats if f not in ("png", "pdf")], *[f for f in formats if f == "pdf"]]:
-        path = out / f"{name}.{fmt}"
-        if fmt == "pdf":
-            width = lay_out_for_paper(fig)
-            problems = layout_problems(fig)
-            if problems:
-                warnings.warn(PaperLayoutWarning(f"{path.name} at {width:g} in: " + "; ".join(problems[:3]) +
-                                                 (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")),
-                              stacklevel=2)
-        fig.savefig(path, dpi=200 if fmt == "png" else None)
-        paths.append(path)
-    return paths
 
 
 def fig_pareto(frame: pd.DataFrame, out: Path, formats: list[str]) -> list[Path]:
@@ -301,6 +277,8 @@ FIGURE_TEXT = {
     "throughput": "Training throughput and peak memory against model size and batch size.",
     "device_timeseries": "Device telemetry over time for the best trials.",
     "text_metrics": "Text metrics of the best trial's samples against temperature.",
+    "pbt": "Population-based training: every segment of every member against the device-seconds its model had "
+           "consumed (dashed: a copy of a better member, x where it copied), and the winner's rates over its budget.",
     "progress": "Best held-out bpc against wall-clock time (left) and against the device-seconds the whole sweep had "
                 "spent, pruned trials included (right; dotted: 25% and 50% of it).",
 }

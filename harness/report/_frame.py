@@ -73,7 +73,9 @@ def sweep_cumulative(frame: pd.DataFrame) -> None:
     trial among them. Trials still running have neither."""
     finished = frame["complete"].notna()
     order = frame[finished].sort_values(["complete", "number"]).index
-    spent = frame.loc[order, "device_seconds"].astype(float).fillna(0.0).cumsum()
+    own = frame["segment_device_seconds"] if "segment_device_seconds" in frame else frame["device_seconds"]
+    own = own.astype(float).fillna(frame["device_seconds"].astype(float))  # a PBT segment's own, not its lineage's
+    spent = own.loc[order].fillna(0.0).cumsum()
     best = frame.loc[order, "best_bpc"].astype(float).where(frame.loc[order, "state"] == "COMPLETE").cummin()
     frame["sweep_device_seconds"] = spent.reindex(frame.index)
     frame["sweep_best_bpc"] = best.reindex(frame.index)

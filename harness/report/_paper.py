@@ -11,6 +11,8 @@ the drawn PDF's text: none under MIN_PT, none outside the page, no two labels on
 from __future__ import annotations
 
 import textwrap
+import warnings
+from pathlib import Path
 
 import matplotlib.ticker
 from matplotlib.figure import Figure
@@ -21,6 +23,30 @@ TEXT_IN = 6.9  # the full text width of a two-column paper
 MIN_PT = 6.0  # below this, text in a printed figure is not read (most publishers ask for 6-7 pt or more)
 MIN_PANEL_IN = (1.0, 0.8)  # a plot area smaller than this shows no shape
 PAPER_PT = (6.5, 8.0)  # the range every text is brought into: 10-pt screen text becomes 8 pt
+
+
+class PaperLayoutWarning(UserWarning):
+    """A figure's PDF, at the width a paper prints it, has text too small, off the page, or overlapping."""
+
+
+def save_figure(fig, out: Path, name: str, formats: list[str]) -> list[Path]:
+    """PNG (and SVG) at the screen layout the web page shows; the PDF last, laid out for a paper's page.
+
+    A PDF whose printed text would be unreadable warns (PaperLayoutWarning); the report lists it."""
+    paths = []
+    fig.tight_layout()
+    for fmt in ["png", *[f for f in formats if f not in ("png", "pdf")], *[f for f in formats if f == "pdf"]]:
+        path = out / f"{name}.{fmt}"
+        if fmt == "pdf":
+            width = lay_out_for_paper(fig)
+            problems = layout_problems(fig)
+            if problems:
+                warnings.warn(PaperLayoutWarning(f"{path.name} at {width:g} in: " + "; ".join(problems[:3]) +
+                                                 (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")),
+                              stacklevel=2)
+        fig.savefig(path, dpi=200 if fmt == "png" else None)
+        paths.append(path)
+    return paths
 
 
 def panels(fig: Figure) -> tuple[int, int]:

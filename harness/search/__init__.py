@@ -32,6 +32,7 @@ from harness.search._confirm import (
 from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repair_journal, torn_tail
 from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
+from harness.search._pbt import PBT_ATTR, Replay, Segment, lineage, pbt_summary, schedule_of
 from harness.search._pruning import Pruning, pruning_summary
 from harness.search._results import open_results, study_spec_for
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, check_resume
@@ -52,6 +53,12 @@ from harness.search._trial import TRIAL_HOOK_ENV, TrialRunner
 from harness.search._worker import run_worker
 
 __all__ = [
+    "PBT_ATTR",
+    "Replay",
+    "Segment",
+    "lineage",
+    "pbt_summary",
+    "schedule_of",
     "HOST_ENV",
     "Elsewhere",
     "Pruning",

@@ -26,6 +26,8 @@ from harness.common import HarnessError, finite
 from harness.data import load_corpus
 from harness.search._options import SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
+from harness.search._pbt import Replay, Segment
+from harness.search._resume import SPEC_ATTR
 from harness.search._spec import StudySpec
 from harness.search._storage import trial_slot_lock
 from harness.search._study import open_study
@@ -57,6 +59,7 @@ def confirm_spec(spec: StudySpec, top: int, seeds: int, budget: Budget | None) -
     c = copy.deepcopy(spec)
     c.name = confirm_name(spec.name)
     c.confirm, c.trials_subdir = True, "confirm"
+    c.pbt = None  # a PBT winner is confirmed by replaying its schedule in one run (harness.search._pbt.Replay)
     c.sampler, c.pruner, c.second_objective = "random", "none", None
     c.generate.enabled = False
     c.trials, c.timeout = top * seeds, None
@@ -108,11 +111,15 @@ def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, s
                 f"{len(existing['seeds'])} seeds, budget {existing['budget']}); rerun with those values to resume it, "
                 f"or use another --results directory")
         return existing
+    pbt = (source.user_attrs.get(SPEC_ATTR) or {}).get("pbt")
     for t in chosen:
+        # a PBT winner is its schedule: replayed from scratch, from its lineage's first settings
+        replay = Replay.of(source, t.number, pbt["perturb"]) if pbt and Segment.of(t) else None
         for seed in wanted["seeds"]:
-            study.enqueue_trial(t.params, user_attrs={"source_trial": t.number, "seed": seed,
-                                                      "source_val_bpc": t.values[0] if t.values else
-                                                      t.user_attrs.get("val_bpc")})
+            extra = {"schedule": replay.phases} if replay else {}
+            study.enqueue_trial(replay.params if replay else t.params,
+                                user_attrs={"source_trial": t.number, "seed": seed, **extra,
+                                            "source_val_bpc": t.values[0] if t.values else t.user_attrs.get("val_bpc")})
     study.set_user_attr(PLAN_ATTR, wanted)
     return wanted
 

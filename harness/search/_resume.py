@@ -36,17 +36,19 @@ MEANING = {
     "eval_spacing": "[budget] eval_spacing",
     "patience": "[budget] patience",
     "precision": "[study] precision",
+    "pbt": "[pbt]",
 }
 ALLOWED = {
     "corpus": "[study] corpus", "encoding": "[study] encoding", "trials": "[study] trials",
     "timeout": "[study] timeout", "seed": "[study] seed", "device": "[study] device", "question": "[study] question",
     "max_consecutive_failures": "[study] max_consecutive_failures", "generate": "[generate]",
+    "startup_trials": "[study] startup_trials",
 }
 
 
 # keys a later release added, with the value every study before it had: an older record means that
 ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None, "pruner_min_resource": 1,
-         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0}
+         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pbt": None, "startup_trials": None}
 
 
 def _flat(record: dict) -> dict[str, tuple[str, Any]]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from harness.common import HarnessError
 from harness.data import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, check_split
 from harness.search._checker import Checker
+from harness.search._pbt_spec import PbtSettings, read_pbt
 from harness.search._space import Param, Settings, check_values, grid_size, read_settings
 from harness.training import (
     EVAL_SPACINGS,
@@ -27,7 +28,7 @@ from harness.training import (
 if TYPE_CHECKING:
     from harness.data import Corpus
 
-SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
+SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes", "pbt")
 PRUNERS = ("hyperband", "asha", "median", "none")
 RUNG_PRUNERS = ("hyperband", "asha")  # the two that read [pruner]
 OBJECTIVES = ("bpc",)
@@ -44,6 +45,7 @@ class StudySpec:
     timeout: float | None = None
     seed: int = 0
     sampler: str = "tpe"
+    startup_trials: int | None = None  # TPE's random start-up; None: a third of the trials, 3 to 10
     pruner: str = "hyperband"
     objective: str = "bpc"
     second_objective: str | None = None
@@ -58,6 +60,7 @@ class StudySpec:
     pruner_min_resource: int = 1  # the evaluation of the first rung: no trial is stopped before it
     pruner_reduction_factor: int = 3  # each rung keeps the best 1 in this many of the trials that reach it
     pruner_bootstrap_count: int = 0  # trials a rung must have seen before it stops any
+    pbt: PbtSettings | None = None  # [pbt], for sampler = "pbt" (harness.search._pbt)
     fixed: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
     family_fixed: dict[str, dict[str, Any]] = field(default_factory=dict)  # [fixed.<family>]
@@ -99,7 +102,8 @@ class StudySpec:
         o = self.corpus_options
         record = {
             "name": self.name, "corpus": self.corpus, "trials": self.trials, "timeout": self.timeout,
-            "seed": self.seed, "sampler": self.sampler, "pruner": self.pruner, "objective": self.objective,
+            "seed": self.seed, "sampler": self.sampler, "startup_trials": self.startup_trials, "pruner": self.pruner,
+            "objective": self.objective,
             "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
             "eval_spacing": self.eval_spacing, "patience": self.patience,
             "pruner_min_resource": self.pruner_min_resource, "pruner_reduction_factor": self.pruner_reduction_factor,
@@ -110,6 +114,7 @@ class StudySpec:
             "max_chars": o.max_chars,
             "device": self.device, "max_consecutive_failures": self.max_consecutive_failures,
             "generate": vars(self.generate).copy(), "confirm": self.confirm, "trials_subdir": self.trials_subdir,
+            "pbt": self.pbt.to_record() if self.pbt else None,
         }
         if corpus is not None:
             record["corpus_sha256"] = corpus.sha256
@@ -123,7 +128,7 @@ class StudySpec:
         defaults = cls(path=None, name=record.get("name", "study"))
         study = {k: record[k] for k in ("name", "corpus", "lowercase", "split", "encoding", "max_chars", "seed", "sampler",
                                         "pruner", "objective", "device", "precision", "question",
-                                        "max_consecutive_failures", "second_objective", "trials")
+                                        "max_consecutive_failures", "second_objective", "trials", "startup_trials")
                  if record.get(k) is not None}
         if record.get("timeout") is not None:
             study["timeout"] = f"{record['timeout']}s"
@@ -149,6 +154,9 @@ class StudySpec:
                                            "patience": record.get("patience", defaults.patience)},
                 "fixed": {**(record.get("fixed") or {}), **(record.get("family_fixed") or {})}, "space": space,
                 "generate": generate}
+        if record.get("pbt"):
+            data["pbt"] = dict(record["pbt"])
+            data["budget"].pop("evals")  # a segment evaluates once; the record's 1 is not the user's
         if record.get("pruner", defaults.pruner) in RUNG_PRUNERS:
             data["pruner"] = {key: record.get(f"pruner_{key}", getattr(defaults, f"pruner_{key}")) for key in PRUNER_KEYS}
         spec = parse_study(data, path)
@@ -172,13 +180,13 @@ def load_study(path: str | Path) -> StudySpec:
 
 def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     c = Checker(str(path) if path else "<study>")
-    c.keys(data, "top level", {"study", "budget", "pruner", "fixed", "space", "generate"})
+    c.keys(data, "top level", {"study", "budget", "pruner", "pbt", "fixed", "space", "generate"})
     study = data.get("study", {})
     if not isinstance(study, dict):
         c.fail("[study]", "must be a table")
     c.keys(study, "study", {
         "name", "question", "corpus", "lowercase", "split", "encoding", "max_chars", "trials", "timeout", "seed", "sampler",
-        "pruner", "objective", "second_objective", "device", "max_consecutive_failures", "precision",
+        "pruner", "objective", "second_objective", "device", "max_consecutive_failures", "precision", "startup_trials",
     })
     name = c.typed(study, "study", "name", (str,), "a string", path.stem if path else "study")
     if not name or any(ch in name for ch in "/\\") or name.startswith("."):
@@ -215,9 +223,34 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     if spec.sampler == "grid":  # a grid is done when every point has run once
         spec.trials = grid_size(spec) if "trials" not in study else min(spec.trials, grid_size(spec))
     check_values(c, settings)
+    spec.pbt = read_pbt(c, data.get("pbt", {}), spec.sampler, spec.budget.kind, spec.budget.amount, spec.space)
+    if spec.pbt is not None:
+        _pbt_study(c, spec, study, data.get("budget", {}))
 
     spec.generate = _read_generate(c, data.get("generate", {}))
     return spec
+
+
+def _pbt_study(c: Checker, spec: StudySpec, study: dict, budget: dict) -> None:
+    """What sampler = "pbt" decides for the study: the segment count, no pruner (exploitation replaces
+    it), one evaluation per segment; a file that sets these otherwise is refused, not overridden."""
+    pbt = spec.pbt
+    if "trials" in study and study["trials"] != pbt.segments:
+        c.fail("[study] trials", f"a pbt study runs population x generations = {pbt.population} x {pbt.generations} = "
+                                 f"{pbt.segments} segments; remove trials (or set it to {pbt.segments})")
+    if "pruner" in study and spec.pruner != "none":
+        c.fail("[study] pruner", "a pbt study has no pruner: its worst members copy its best after every generation; "
+                                 "remove pruner (or write \"none\")")
+    if "evals" in budget and budget["evals"] != 1:
+        c.fail("[budget] evals", "a pbt segment evaluates once, at its end; [pbt] interval sets how often: remove evals")
+    if budget.get("patience"):
+        c.fail("[budget] patience", "a pbt segment evaluates once, so patience cannot act; remove it")
+    if spec.multi_objective:
+        c.fail("[study] second_objective", "pbt ranks members by one figure, held-out bpc; remove second_objective")
+    if any(p.family is not None for p in spec.space.values()):
+        c.fail("[space]", "pbt copies weights between members of one shape family; per-family spaces need "
+                          "sampler = \"tpe\" or \"random\"")
+    spec.trials, spec.pruner, spec.evals, spec.patience = pbt.segments, "none", 1, 0
 
 
 def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusOptions, split: list) -> None:
@@ -245,6 +278,10 @@ def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusO
             c.fail("[study] timeout", str(e))
     spec.seed = c.typed(study, "study", "seed", (int,), "a whole number", d.seed)
     spec.sampler = c.choice(study, "study", "sampler", SAMPLERS, d.sampler)
+    spec.startup_trials = c.typed(study, "study", "startup_trials", (int,), "a whole number of trials", d.startup_trials)
+    if spec.startup_trials is not None and (spec.startup_trials < 1 or spec.sampler != "tpe"):
+        c.fail("[study] startup_trials", "is TPE's random start-up, at least 1 trial, for sampler = \"tpe\"; got "
+                                         f"{spec.startup_trials} with sampler = {spec.sampler!r}")
     spec.pruner = c.choice(study, "study", "pruner", PRUNERS, d.pruner)
     spec.objective = c.choice(study, "study", "objective", OBJECTIVES, d.objective)
     spec.second_objective = c.choice(study, "study", "second_objective", SECOND_OBJECTIVES, d.second_objective)

@@ -7,6 +7,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from harness.common import format_param
 from harness.search._artifacts import trial_host
+from harness.search._pbt import pbt_summary
 from harness.search._pruning import pruning_summary
 from harness.search._resume import BASELINE_ATTR
 
@@ -89,4 +90,5 @@ def status_summary(study: optuna.Study) -> dict:
         "hosts": hosts,
         "baseline": study.user_attrs.get(BASELINE_ATTR),
         "pruning": pruning.to_dict() | {"sentence": pruning.sentence()} if pruning is not None else None,
+        "pbt": pbt_summary(study),
     }

@@ -34,7 +34,8 @@ from harness.search._optuna import quiet
 
 CRASHES_KEY = "harness:crash_retries"
 MAX_CRASH_RETRIES = 1
-KEEP_ON_RETRY = ("source_trial", "seed", "source_val_bpc")  # what a confirmation run is, not what it did
+# what a confirmation run or a PBT segment is (harness.search._pbt), not what it did
+KEEP_ON_RETRY = ("source_trial", "seed", "source_val_bpc", "schedule", "pbt")
 
 
 class RetryTrial:

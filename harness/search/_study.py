@@ -37,8 +37,8 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
         # constant_liar set explicitly (its default changed between Optuna versions): with several
         # workers, running trials count as bad guesses, so two workers do not sample the same point.
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=max(3, min(10, trials // 3)))
-    if spec.sampler == "random":
+                                          n_startup_trials=spec.startup_trials or max(3, min(10, trials // 3)))
+    if spec.sampler in ("random", "pbt"):  # pbt: its first generation is drawn at random (TPE's start-up does the same)
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
         return AskTellGridSampler({p.optuna_name: grid_values(p) for p in spec.space.values()}, seed=seed)

@@ -33,8 +33,11 @@ from harness.data import Corpus
 from harness.measure import Reference, Telemetry, cost_summary
 from harness.models import carries_state
 from harness.search._artifacts import this_host
+from harness.search._pbt import Segment
 from harness.search._spec import StudySpec
 from harness.training import (
+    Budget,
+    Start,
     TrainConfig,
     Trainer,
     evaluate_checkpoint,
@@ -98,6 +101,11 @@ def _inactive_so_far(spec: StudySpec, params: dict) -> tuple[str, ...]:
         return ()
 
 
+class CheckpointNotShared(HarnessError):
+    """A PBT segment's parent checkpoint is not on this machine: the worker stops (the segment is re-queued),
+    since every segment it would take could fail the same way."""
+
+
 def load_trial_hook() -> TrialHook | None:
     """The hook HARNESS_TRIAL_HOOK names, imported once per worker; None where it is unset."""
     target = os.environ.get(TRIAL_HOOK_ENV, "")
@@ -152,7 +160,7 @@ class TrialRunner:
             trial.set_user_attr("reason", f"out of memory: {first_line(e, empty='CUDA out of memory')}")
             trial.set_constraint("fits_in_memory", 1.0)
             state, values = TrialState.PRUNED, None
-        except (KeyboardInterrupt, DiskFullError):
+        except (KeyboardInterrupt, DiskFullError, CheckpointNotShared):
             raise
         except Exception as e:
             if disk_full(e):  # a full disk is the night's problem, not this configuration's
@@ -178,24 +186,31 @@ class TrialRunner:
         spec = self.spec
         single = not spec.multi_objective
 
+        def on_progress(p) -> None:
+            self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
+                                         f"{format_seconds(p.eta_seconds)} left in trial | {self.status()}")
+
+        segment = Segment.of(trial)
+        budget, start = self.start_of(trial, segment)
+        lineage = (segment.lineage_device_seconds, segment.lineage_train_chars) if segment else (0.0, 0)
+
         def on_eval(point) -> bool:
-            trial.set_user_attr("curve", trial.user_attrs.get("curve", []) + [point.to_dict()])
+            shown = point.to_dict()
+            shown["device_seconds"] += lineage[0]  # a model's curve is charged its whole lineage
+            shown["chars"] += lineage[1]
+            trial.set_user_attr("curve", trial.user_attrs.get("curve", []) + [shown])
             if not single:
                 return False  # Optuna cannot prune multi-objective studies
             trial.report(point.bpc, step=spec.pruner_step(point.index))
             # never prune at the last evaluation: the trial has already paid for it
             return point.index < spec.evals and trial.should_prune()
 
-        def on_progress(p) -> None:
-            self.line.update(p.fraction, f"trial {trial.number} | step {p.step} | loss {p.loss:.3f} | "
-                                         f"{format_seconds(p.eta_seconds)} left in trial | {self.status()}")
-
         clock = time.perf_counter()
         with Telemetry(self.device) as telemetry:
-            trainer = Trainer(config, self.corpus, spec.budget, self.device, out_dir=trial_dir, evals=spec.evals,
+            trainer = Trainer(config, self.corpus, budget, self.device, out_dir=trial_dir, evals=spec.evals,
                               eval_spacing=spec.eval_spacing, patience=spec.patience,
                               precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
-                              telemetry=telemetry)
+                              telemetry=telemetry, start=start)
             if self.hook is not None:
                 self.hook(trial.number, trainer)
             setup = time.perf_counter() - clock
@@ -222,6 +237,22 @@ class TrialRunner:
         write_json_atomic(trial_dir / "result.json", summary)
         self.timings["record"] = time.perf_counter() - clock
         return summary
+
+    def start_of(self, trial: Trial, segment: Segment | None) -> tuple[Budget, Start | None]:
+        """A PBT segment trains its share of the member's budget from its parent's end; a confirmation of a
+        PBT winner replays the winner's schedule from scratch; any other trial starts fresh."""
+        spec = self.spec
+        if segment is not None:
+            if segment.checkpoint is not None and not Path(segment.checkpoint).is_file():
+                raise CheckpointNotShared(
+                    f"PBT segment {trial.number} continues trial {segment.parent}, whose checkpoint "
+                    f"{segment.checkpoint} this machine cannot read; a PBT study on several machines needs its "
+                    f"results directory on a filesystem every worker reads (give each worker that --results)")
+            return (Budget(spec.budget.kind, spec.budget.amount * (segment.end - segment.start)),
+                    Start(checkpoint=segment.checkpoint, window=(segment.start, segment.end), keep_optimizer=True))
+        if trial.user_attrs.get("schedule"):
+            return spec.budget, Start(phases=[(float(a), dict(r)) for a, r in trial.user_attrs["schedule"]])
+        return spec.budget, None
 
     def test_bpc(self, trial: Trial, checkpoint: str) -> float:
         """The confirmation figure on the test split; the dynamic one beside it where the family carries state
@@ -253,6 +284,12 @@ class TrialRunner:
         t = s["telemetry"]
         for key, value in telemetry_attrs(t).items():
             trial.set_user_attr(key, value)
+        segment = Segment.of(trial)
+        if segment is not None:  # the model is charged its lineage; the sweep, this segment
+            trial.set_user_attr("segment_device_seconds", s["device_seconds"])
+            trial.set_user_attr("segment_train_chars", s["train_chars"])
+            trial.set_user_attr("device_seconds", segment.lineage_device_seconds + s["device_seconds"])
+            trial.set_user_attr("train_chars", segment.lineage_train_chars + s["train_chars"])
         if s["status"] == "diverged":
             trial.set_user_attr("reason", f"diverged: {s['reason']}")
             trial.set_constraint("finite_loss", 1.0)

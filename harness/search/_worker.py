@@ -27,11 +27,12 @@ from harness.search._journal import HeartbeatJournalStorage
 from harness.search._latency import LatencyLog
 from harness.search._options import SweepOptions, SweepOutcome
 from harness.search._optuna import BaseHeartbeat, get_heartbeat_thread, quiet, reseed, storage_of, trial_id
+from harness.search._pbt import plan_generation
 from harness.search._spec import StudySpec
 from harness.search._status import describe_trial, planned_count, retried_numbers, status_text
 from harness.search._storage import RetryTrial, heartbeat_settings, trial_slot_lock
 from harness.search._study import open_study
-from harness.search._trial import TrialRunner, load_trial_hook
+from harness.search._trial import CheckpointNotShared, TrialRunner, load_trial_hook
 from harness.training import resolve_precision
 
 CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul ran, measured before the first trial
@@ -110,6 +111,11 @@ def _loop(study: optuna.Study, spec: StudySpec, options: SweepOptions, runner: T
         return "interrupted", _say(line, f"{tag}interrupted ({how}): trial {trial.number} marked failed and "
                                          f"re-queued as trial {requeued}; finished trials are kept. Run the same "
                                          f"command to resume.")
+    except CheckpointNotShared:
+        line.close()
+        if ending.asked is not None:
+            mark_interrupted(study, ending.asked, "its parent's checkpoint is not on this machine")
+        raise
     except DiskFullError:
         interrupts.stopping()
         line.close()
@@ -133,6 +139,7 @@ class Ending:
         self.running = 0
         self.said = ""
         self.asked: Trial | None = None  # the loop's trial from the moment it is asked until it is told
+        self.note = ""  # why the worker waits, where that is not the plan being reached (pbt's generations)
 
     def wait(self, running: int) -> bool:
         """Whether to wait for `running` trials of other workers (False: leave now)."""
@@ -144,6 +151,8 @@ class Ending:
         return time.monotonic() < self.until
 
     def describe(self) -> str:
+        if self.note:
+            return self.note
         return (f"the plan is reached; waiting for {self.running} trial(s) still running in other workers (up to "
                 f"{self.patience:g} s: a trial whose worker died goes stale by then and is retried here)")
 
@@ -159,7 +168,12 @@ def _next_trial(study: optuna.Study, spec: StudySpec, options: SweepOptions, pla
         if planned is not None and counted >= planned and waiting == 0:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             return None, not ending.wait(running)
-        if waiting == 0:
+        if waiting == 0 and spec.sampler == "pbt":
+            # the next generation starts when the last has finished everywhere: until then, wait
+            if plan_generation(study, spec) != "enqueued":
+                ending.note = "pbt: the next generation starts when every segment of this one has finished"
+                return None, False
+        elif waiting == 0:
             enqueue_balanced(study, spec)
         claim(study, True)
         with latency.timed("ask"):

@@ -14,6 +14,7 @@ from harness.training._config import (
     eval_fractions,
     parse_duration,
 )
+from harness.training._continuation import Start
 from harness.training._dynamic import DYNAMIC_CHUNK, DYNAMIC_DECAY, DYNAMIC_LR, dynamic_evaluate
 from harness.training._evaluation import (
     EVAL_CHUNK,
@@ -80,6 +81,7 @@ __all__ = [
     "Progress",
     "TrainConfig",
     "TrainResult",
+    "Start",
     "Trainer",
     "chars_per_epoch",
     "checkpoint_corpus",

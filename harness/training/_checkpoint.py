@@ -25,9 +25,11 @@ class Checkpoint:
     config: TrainConfig
     vocab: Vocab
     meta: dict
+    optimizer_state: dict | None = None  # where the run kept it (a PBT segment's end: its successor continues it)
 
 
-def save_checkpoint(path: Path, model: CharModel, config: TrainConfig, vocab: Vocab, meta: dict) -> None:
+def save_checkpoint(path: Path, model: CharModel, config: TrainConfig, vocab: Vocab, meta: dict,
+                    optimizer_state: dict | None = None) -> None:
     """Write atomically (temp file, then rename) so a crash never leaves a half-written best.pt."""
     payload = {
         "format": FORMAT,
@@ -36,6 +38,8 @@ def save_checkpoint(path: Path, model: CharModel, config: TrainConfig, vocab: Vo
         "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
         "meta": meta,
     }
+    if optimizer_state is not None:
+        payload["optimizer"] = to_cpu(optimizer_state)
     write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -68,4 +72,16 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     except (KeyError, TypeError, ValueError, RuntimeError, HarnessError) as e:
         raise HarnessError(f"{path}: a damaged harness checkpoint ({first_line(e)}); retrain or use another") from None
     model.to(device).eval()
-    return Checkpoint(model, config, vocab, payload.get("meta", {}))
+    return Checkpoint(model, config, vocab, payload.get("meta", {}), payload.get("optimizer"))
+
+
+def to_cpu(value):
+    """A copy of a (nested) state dict with every tensor on the host: what a checkpoint stores, and what a
+    warm-up keeps aside without a second copy of the optimizer's state on the device."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(v) for v in value)
+    return value

@@ -114,6 +114,9 @@ results_dir           text    t   the results directory on that machine
 trial_dir             text    t   where the trial's files are, on that machine
 timings               object  t   where the trial's wall time went
 traceback             text    t   the last lines of a failed trial's traceback
+segment_device_seconds number tc  a PBT segment's own device-seconds (device_seconds is its lineage's)
+segment_train_chars   number  tc  a PBT segment's own training characters (train_chars is its lineage's)
+pbt                   object  t   a PBT segment: member, generation, parent trial, checkpoint, schedule share
 """)
 
 

@@ -31,8 +31,9 @@ from harness.common import HarnessError
 from harness.data import Corpus
 from harness.measure import Occupancy, ShareClock, fingerprint, synced_clock, synchronize
 from harness.models import CharModel, carries_state, count_params, detach_state
-from harness.training._checkpoint import save_checkpoint
+from harness.training._checkpoint import save_checkpoint, to_cpu
 from harness.training._config import Budget, TrainConfig, eval_fractions
+from harness.training._continuation import Start, apply_rates, continue_run
 from harness.training._evaluation import EVAL_CHUNK, EVAL_STREAMS, context_note, evaluate
 from harness.training._precision import resolve_precision
 from harness.training._result import EvalPoint, Progress, TrainResult
@@ -71,7 +72,7 @@ class Trainer:
                  precision: str = "auto",
                  on_eval: Callable[[EvalPoint], bool | None] | None = None,
                  on_progress: Callable[[Progress], None] | None = None, telemetry=None, warmup: bool | None = None,
-                 share_device: bool = True):
+                 share_device: bool = True, start: Start | None = None):
         self.config = config.validate()
         # Warm-up pays off where first calls are slow (CUDA: handles, lazy kernel loading, allocator
         # growth). On the CPU there is no first-trial penalty to remove (measured: docs/measurements.md),
@@ -98,6 +99,11 @@ class Trainer:
         self.val_data = corpus.val.to(device)
         self.model = config.build(len(corpus.vocab)).to(device)
         self.optimizer = self.make_optimizer(self.model)
+        self.start = start or Start()
+        self.phases = sorted(self.start.phases, key=lambda phase: phase[0])  # consumed as the run passes them
+        self.peak_lr = config.lr
+        if self.start.checkpoint is not None:
+            self.continue_from(self.start.checkpoint)
         self.current_lr = config.lr
         self.precision = resolve_precision(precision, self.model, device)
         self.scaler = self.precision.scaler(device)
@@ -108,6 +114,21 @@ class Trainer:
             flops_per_char=config.flops_per_char(len(corpus.vocab)),
             precision=self.precision.to_dict(), eval_context=context_note(self.model),
         )
+
+    def continue_from(self, path: str) -> None:
+        continue_run(self.model, self.optimizer, path, self.device)
+
+    def schedule_fraction(self, fraction: float) -> float:
+        """Where in its schedule the run is: a segment covering [a, b) of a member's budget is at a + f (b - a)."""
+        a, b = self.start.window
+        return a + fraction * (b - a)
+
+    def apply_phases(self, fraction: float) -> None:
+        """A replayed PBT schedule: the rates the winning lineage had from each point of its budget on."""
+        while self.phases and self.phases[0][0] <= fraction + 1e-12:
+            _, values = self.phases.pop(0)
+            self.peak_lr = apply_rates(self.model, self.optimizer, values, self.peak_lr)
+            self.current_lr = None  # set_lr writes the new peak's rate
 
     def fraction_done(self) -> float:
         r = self.result
@@ -169,13 +190,16 @@ class Trainer:
     def set_lr(self) -> None:
         """The schedule's rate for the budget spent so far; between syncs a seconds budget is estimated
         from the host clock, so a 12-s trial's decay moves every step, not every SYNC_INTERVAL_S."""
-        if self.config.lr_schedule == "constant":
+        if self.config.lr_schedule == "constant" and not self.phases and self.current_lr is not None:
             return
         if self.budget.kind == "seconds":
             fraction = self.train_clock.estimate(time.perf_counter()) / self.budget.amount
         else:
             fraction = self.fraction_done()
-        lr = self.config.lr * self.config.lr_factor(fraction)
+        fraction = self.schedule_fraction(fraction)
+        if self.phases:
+            self.apply_phases(fraction)
+        lr = self.peak_lr * self.config.lr_factor(fraction)
         if lr != self.current_lr:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -216,6 +240,7 @@ class Trainer:
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         saved = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        moments = to_cpu(self.optimizer.state_dict()) if self.optimizer.state else None  # a continued run's
         b, t = self.config.batch_size, self.config.seq_len
         inputs = self.train_data[: b * t].view(b, t)
         targets = self.train_data[1: b * t + 1].view(b, t)
@@ -227,7 +252,9 @@ class Trainer:
         with torch.no_grad():
             for key, value in self.model.state_dict().items():
                 value.copy_(saved[key])
-        self.optimizer.state.clear()  # Adam starts from step 0, as if the warm-up never ran
+        self.optimizer.state.clear()  # Adam starts from step 0 (or the state it continued from), as if no warm-up
+        if moments is not None:
+            self.optimizer.load_state_dict(moments)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler = self.precision.scaler(self.device)
         torch.set_rng_state(cpu_rng)
@@ -316,7 +343,8 @@ class Trainer:
                 saving = time.perf_counter()
                 path = self.out_dir / "best.pt"
                 save_checkpoint(path, self.model, self.config, self.vocab,
-                                {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)})
+                                {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)},
+                                self.optimizer.state_dict() if self.start.keep_optimizer else None)
                 r.checkpoint = str(path)
                 r.checkpoint_seconds += time.perf_counter() - saving
         if not math.isfinite(loss):
