@@ -24,7 +24,7 @@ _EXPORTS = {
     "StudySpec": "harness.search", "load_study": "harness.search", "parse_study": "harness.search",
     "SweepOutcome": "harness.search",
     "run_sweep": "harness._api", "load_results": "harness._api", "trials_frame": "harness._api",
-    "build_report": "harness._api", "confirm": "harness._api", "forecast": "harness._api",
+    "build_report": "harness._api", "confirm": "harness._api", "forecast": "harness._api", "replay": "harness._api",
     # one configuration: train, evaluate, generate
     "TrainConfig": "harness.training", "Budget": "harness.training", "train": "harness.training",
     "load_checkpoint": "harness.training", "evaluate_checkpoint": "harness.training",
@@ -57,6 +57,7 @@ __all__ = [  # the same names as _EXPORTS (tests/test_api.py checks)
     "load_study",
     "parse_study",
     "register_family",
+    "replay",
     "run_sweep",
     "train",
     "trials_frame",
@@ -77,7 +78,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from harness._api import build_report, confirm, forecast, load_results, run_sweep, trials_frame
+    from harness._api import build_report, confirm, forecast, load_results, replay, run_sweep, trials_frame
     from harness.common import HarnessError
     from harness.data import CorpusOptions, load_corpus
     from harness.models import CharModel, Family, family_names, register_family

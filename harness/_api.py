@@ -115,3 +115,20 @@ def confirm(study: StudySpec | str | Path, results: str | Path | None = None, *,
     run_confirm(spec, options, top, seeds, plan.budget, plan.sources, plan.forecast)
     frame, _ = store_ranking(open_study(confirm_spec(spec, top, seeds, plan.budget), options, create=False))
     return frame
+
+
+def replay(study: str | Path, trial: int, *, seed: int, out_dir: str | Path | None = None, device: str = "auto",
+           evals: int = 10, results: str | Path | None = None, storage: str | None = None):
+    """Train a PBT trial's schedule from scratch with a fresh `seed` (Ray's PBT replay): the lineage's first
+    settings, the member's whole budget, the rates changed where the lineage changed them. Returns the
+    `TrainResult`; its figures against the PBT winner's say whether the schedule or the inherited
+    weights won."""
+    from harness.data import load_corpus
+    from harness.measure import resolve_device
+    from harness.search import replay_plan
+    from harness.training import Start, train
+
+    plan = replay_plan(study, trial, seed, results, storage)
+    corpus = load_corpus(plan.corpus, plan.corpus_options)
+    return train(plan.config, corpus, plan.budget, resolve_device(device), out_dir=out_dir, evals=evals,
+                 start=Start(phases=list(plan.phases)))

@@ -11,6 +11,7 @@ import torch
 from optuna.trial import TrialState
 from sweep_helpers import harness_cli, load, sweep_proc, wait_for
 
+import harness
 from harness.cli import main
 from harness.common import HarnessError
 from harness.data import CorpusOptions, load_corpus
@@ -216,6 +217,8 @@ def test_a_pbt_study_exploits_explores_and_charges_each_model_its_lineage(tmp_pa
     assert result["config"]["seed"] == 5 and result["train_chars"] >= 24_000
     assert result["config"]["hidden_dim"] == best.params["hidden_dim"]
     assert [p[0] for p in result["schedule"]] == [p[0] for p in phases]
+    again = harness.replay(tmp_path / "res", best.number, seed=5, device="cpu", evals=1)  # the same, from Python
+    assert again.train_chars == result["train_chars"] and again.config["hidden_dim"] == best.params["hidden_dim"]
 
     confirm = harness_cli("confirm", tmp_path / "res", "--top", "1", "--seeds", "1")
     assert confirm.returncode == 0, confirm.stderr[-2000:]

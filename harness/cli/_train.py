@@ -6,7 +6,6 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.common import HarnessError, ProgressLine, dumps, format_rate, format_seconds, write_json_atomic
@@ -128,48 +127,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     ).validate()
 
 
-@dataclass
-class ReplayPlan:
-    study: str
-    trial: int
-    budget: Budget
-    phases: list
-    corpus: str
-    corpus_options: CorpusOptions
-
-
-def replay_config(args: argparse.Namespace) -> tuple[TrainConfig, ReplayPlan]:
-    """`--schedule-from STUDY --trial N`: the lineage's first configuration with a fresh seed (--seed), the
-    member's whole budget, and the rates it changed to: whether the schedule or the inherited weights
-    made the winner becomes a measurement."""
-    from harness.search import Replay, open_results, study_spec_for
-
+def run_config(args: argparse.Namespace):
+    """(configuration, replay plan): from the flags, or from a PBT study's trial (`--schedule-from`, `--trial`)."""
+    if args.schedule_from is None and args.trial is None:
+        return config_from_args(args), None
     if args.schedule_from is None or args.trial is None:
         raise HarnessError("--schedule-from STUDY and --trial N go together: the PBT study and the trial whose "
                            "schedule to replay")
-    spec, _ = study_spec_for(args.schedule_from)
-    if spec.pbt is None:
-        raise HarnessError(f"study {spec.name!r} is not a PBT study (sampler = {spec.sampler!r}); --schedule-from "
-                           f"replays a schedule that sampler = \"pbt\" learned")
-    _, study = open_results(args.schedule_from)
-    if args.trial not in {t.number for t in study.get_trials(deepcopy=False)}:
-        raise HarnessError(f"--trial {args.trial}: study {spec.name!r} has no such trial (see harness status)")
-    replay = Replay.of(study, args.trial, spec.pbt.perturb)
-    values = spec.values_for(replay.params)
-    values["seed"] = args.seed
-    config = TrainConfig.from_dict(values).validate()
-    return config, ReplayPlan(spec.name, args.trial, spec.budget, replay.phases, spec.corpus, spec.corpus_options)
+    from harness.search import replay_plan
+    replay = replay_plan(args.schedule_from, args.trial, args.seed)
+    return replay.config, replay
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from harness.measure import Telemetry, cost_summary
     from harness.training import train
 
-    replay = None
-    if args.schedule_from is not None or args.trial is not None:
-        config, replay = replay_config(args)
-    else:
-        config = config_from_args(args)
+    config, replay = run_config(args)
     idle = [k for k in config.inactive() if getattr(config, k) != getattr(DEFAULTS, k)]
     if idle:
         print(f"harness: note: {', '.join(idle)} cannot act on {config.model} with {config.layers} layer(s); "

@@ -32,7 +32,16 @@ from harness.search._confirm import (
 from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repair_journal, torn_tail
 from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
-from harness.search._pbt import PBT_ATTR, Replay, Segment, lineage, pbt_summary, schedule_of
+from harness.search._pbt import (
+    PBT_ATTR,
+    Replay,
+    ReplayPlan,
+    Segment,
+    lineage,
+    pbt_summary,
+    replay_plan,
+    schedule_of,
+)
 from harness.search._pruning import Pruning, pruning_summary
 from harness.search._results import open_results, study_spec_for
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, check_resume
@@ -55,7 +64,9 @@ from harness.search._worker import run_worker
 __all__ = [
     "PBT_ATTR",
     "Replay",
+    "ReplayPlan",
     "Segment",
+    "replay_plan",
     "lineage",
     "pbt_summary",
     "schedule_of",

@@ -22,11 +22,15 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.common import HarnessError
+from harness.data import CorpusOptions
 from harness.search._spec import StudySpec
+from harness.training import Budget, TrainConfig
 
 PBT_ATTR = "pbt"
 
@@ -210,10 +214,42 @@ class Replay:
 
     @classmethod
     def of(cls, study: optuna.Study, number: int, perturb: list[str]) -> Replay:
-        from harness.common import HarnessError
-
         chain = lineage(study, number)
         if not chain:
             raise HarnessError(f"trial {number} of study {study.study_name!r} is not a PBT segment; --schedule-from "
                                f"replays the schedule a PBT study learned (sampler = \"pbt\")")
         return cls(dict(chain[0][0].params), schedule_of(study, number, perturb), number)
+
+
+@dataclass
+class ReplayPlan:
+    """Everything a replay of trial `trial`'s schedule trains with: `harness train --schedule-from` and
+    `harness.replay` both run it."""
+
+    study: str
+    trial: int
+    config: TrainConfig
+    budget: Budget
+    phases: list[tuple[float, dict]]
+    corpus: str
+    corpus_options: CorpusOptions
+
+
+def replay_plan(target: str | Path, trial: int, seed: int, results: str | Path | None = None,
+                storage: str | None = None) -> ReplayPlan:
+    """The lineage's first configuration with a fresh `seed`, the member's whole budget, and the rates it
+    changed to: whether the schedule or the inherited weights made the winner becomes a measurement."""
+    from harness.search._results import open_results, study_spec_for
+
+    spec, _ = study_spec_for(target, results, storage)
+    if spec.pbt is None:
+        raise HarnessError(f"study {spec.name!r} is not a PBT study (sampler = {spec.sampler!r}); a replay runs the "
+                           f"schedule that sampler = \"pbt\" learned")
+    _, study = open_results(target, results, storage)
+    if trial not in {t.number for t in study.get_trials(deepcopy=False)}:
+        raise HarnessError(f"study {spec.name!r} has no trial {trial} (see harness status)")
+    replay = Replay.of(study, trial, spec.pbt.perturb)
+    values = spec.values_for(replay.params)
+    values["seed"] = seed
+    return ReplayPlan(spec.name, trial, TrainConfig.from_dict(values).validate(), spec.budget, replay.phases,
+                      spec.corpus, spec.corpus_options)
