@@ -68,8 +68,10 @@ class Precision:
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
-    def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
-        return torch.amp.GradScaler(device.type) if self.grad_scaler else None
+    def scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        """fp16's loss scaling; disabled (every call a pass-through) in every other mode, so the training
+        step has one path (nanoGPT's habit)."""
+        return torch.amp.GradScaler(device.type, enabled=self.grad_scaler)
 
     def describe(self) -> str:
         parts = ", ".join(f"{name} {value}" for name, value in

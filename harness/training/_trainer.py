@@ -212,18 +212,14 @@ class Trainer:
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         clip = self.config.grad_clip
-        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
-            scaler.scale(loss).backward()
-            if clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+        # fp16 scales the loss so small gradients do not underflow; elsewhere the scaler is disabled and
+        # each call below is a pass-through (scale returns the loss, step is optimizer.step())
+        scaler.scale(loss).backward()
+        if clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
         return loss, detach_state(state)
 
     def warm_up(self, steps: int = WARMUP_STEPS) -> float:
@@ -328,7 +324,7 @@ class Trainer:
         return r
 
     def evaluate(self, index: int) -> bool:
-        """Evaluate on the validation split, keep the best checkpoint; True when the caller asks to stop."""
+        """Evaluate on the validation split, keep the best checkpoint; True when the run should stop."""
         r = self.result
         self.eval_clock.start(synced_clock(self.device))
         with self.window("evaluation"):
@@ -338,17 +334,28 @@ class Trainer:
         point = EvalPoint(index, r.steps, r.train_chars, r.train_seconds, r.device_seconds, loss)
         r.curve.append(point)
         if math.isfinite(loss) and (r.best is None or loss < r.best.loss):
-            r.best = point
-            if self.out_dir is not None:
-                saving = time.perf_counter()
-                path = self.out_dir / "best.pt"
-                save_checkpoint(path, self.model, self.config, self.vocab,
-                                {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)},
-                                self.optimizer.state_dict() if self.start.keep_optimizer else None)
-                r.checkpoint = str(path)
-                r.checkpoint_seconds += time.perf_counter() - saving
-        if not math.isfinite(loss):
-            r.status, r.reason = "diverged", f"validation loss became {loss} at step {r.steps}"
+            self.keep_best(point)
+        return self.stop_after(point)
+
+    def keep_best(self, point: EvalPoint) -> None:
+        """The new best point, and its checkpoint (with the optimizer's state where a later run continues it)."""
+        r = self.result
+        r.best = point
+        if self.out_dir is None:
+            return
+        saving = time.perf_counter()
+        path = self.out_dir / "best.pt"
+        save_checkpoint(path, self.model, self.config, self.vocab,
+                        {"corpus": self.corpus_info, "best": point.to_dict(), "budget": str(self.budget)},
+                        self.optimizer.state_dict() if self.start.keep_optimizer else None)
+        r.checkpoint = str(path)
+        r.checkpoint_seconds += time.perf_counter() - saving
+
+    def stop_after(self, point: EvalPoint) -> bool:
+        """Whether this evaluation ends the run: a non-finite loss, the caller's pruner, or patience spent."""
+        r, index = self.result, point.index
+        if not math.isfinite(point.loss):
+            r.status, r.reason = "diverged", f"validation loss became {point.loss} at step {r.steps}"
             return True
         if self.on_eval is not None and self.on_eval(point):
             r.status, r.reason = "pruned", f"stopped by the evaluation callback at evaluation {index} (step {r.steps})"
