@@ -16,11 +16,12 @@ import pandas as pd
 from harness.common import HarnessError
 from harness.report import (
     MULTIPLES,
+    ConfirmRequest,
     Report,
     calibration_for,
-    confirmation_plan,
     forecast_study,
     outlook_table,
+    run_confirmation,
     study_frame,
 )
 from harness.report import build_report as _build_report
@@ -28,13 +29,9 @@ from harness.search import (
     StudySpec,
     SweepOptions,
     SweepOutcome,
-    confirm_spec,
     load_study,
     open_results,
-    open_study,
     results_dir_for,
-    run_confirm,
-    store_ranking,
     study_spec_for,
 )
 from harness.search import run_sweep as _run_sweep
@@ -110,11 +107,14 @@ def confirm(study: StudySpec | str | Path, results: str | Path | None = None, *,
         spec, results_dir = study, results_dir_for(study, Path(results) if results else None)
     else:
         spec, results_dir = study_spec_for(study, results, storage)
-    plan = confirmation_plan(spec, results_dir, storage, top, budget, per_family)  # "5x": + the forecast top K
-    options = SweepOptions(results_dir=results_dir, storage_url=storage, device=device, workers=workers)
-    run_confirm(spec, options, top, seeds, plan.budget, plan.sources, plan.forecast)
-    frame, _ = store_ranking(open_study(confirm_spec(spec, top, seeds, plan.budget), options, create=False))
-    return frame
+    request = ConfirmRequest(top=top, seeds=seeds, budget=budget, per_family=per_family, device=device,
+                             workers=workers, storage=storage)
+    found = run_confirmation(spec, results_dir, request)
+    if not found.outcome.finished:
+        raise HarnessError(f"the confirmation of {spec.name!r} stopped before its runs finished "
+                           f"({found.outcome.stop}: {found.outcome.message or 'see harness status'}); call confirm "
+                           f"again with the same arguments to resume it")
+    return found.frame
 
 
 def replay(study: str | Path, trial: int, *, seed: int, out_dir: str | Path | None = None, device: str = "auto",

@@ -126,8 +126,9 @@ def test_running_study_gives_a_partial_report(synthetic, tmp_path, capsys):
 
 
 def test_bad_format_is_refused(synthetic, tmp_path):
-    with pytest.raises(HarnessError, match="--format gif is not supported"):
-        build_report(synthetic, tmp_path / "o", ["png", "gif"])
+    with pytest.raises(HarnessError, match="^figure format gif is not supported; choose from png, svg, pdf$"):
+        build_report(synthetic, tmp_path / "o", ["png", "gif"])  # a notebook's words: no flag in them
+    assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "o"), "--format", "png,gif"]) == 2
 
 
 def test_pareto_mask():

@@ -73,46 +73,24 @@ def add_confirm_parser(sub) -> None:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from harness.search import (
-        SweepOptions,
-        confirm_name,
-        confirm_spec,
-        open_study,
-        run_confirm,
-        store_ranking,
-        study_spec_for,
-    )
+    """Parse and print only: `harness.confirm` runs the same `run_confirmation`."""
+    from harness.report import ConfirmRequest, run_confirmation
+    from harness.search import study_spec_for
 
-    spec, results_dir = study_spec_for(args.target, args.results, args.storage)
-    if args.corpus:
-        spec.corpus = args.corpus
     if args.workers < 1:
         raise HarnessError(f"--workers must be at least 1, got {args.workers}")
-    options = SweepOptions(results_dir=results_dir, storage_url=args.storage, device=args.device,
-                           workers=args.workers)
-    resolve_device(options.device if options.device != "auto" else spec.device)
-    from harness.report import confirmation_plan
-
-    plan = confirmation_plan(spec, results_dir, args.storage, args.top, args.budget, args.per_family)
-    if args.per_family:
-        print(f"harness: confirming the top {args.top} of every family: trials "
-              f"{', '.join(f'#{n}' for n in plan.sources)}", file=sys.stderr)
-    elif plan.sources is not None:
-        print(f"harness: confirming at {plan.multiple:g}x the trial budget ({plan.budget}): the measured top "
-              f"{args.top} and the forecast's top {args.top}, trials {', '.join(f'#{n}' for n in plan.sources)}",
-              file=sys.stderr)
-    budget = plan.budget
-    outcome = run_confirm(spec, options, args.top, args.seeds, budget, plan.sources, plan.forecast)
-    if not outcome.finished:
-        return outcome.exit_code
-    study = open_study(confirm_spec(spec, args.top, args.seeds, budget), options, create=False)  # by its name
-    frame, lines = store_ranking(study)
+    spec, results_dir = study_spec_for(args.target, args.results, args.storage)
+    request = ConfirmRequest(top=args.top, seeds=args.seeds, budget=args.budget, per_family=args.per_family,
+                             device=args.device, workers=args.workers, storage=args.storage, corpus=args.corpus)
+    found = run_confirmation(spec, results_dir, request, say=lambda text: print(f"harness: {text}", file=sys.stderr))
+    if not found.outcome.finished:
+        return found.outcome.exit_code
     if args.json:
-        ranking = frame.drop(columns=["params"]).to_dict("records") if not frame.empty else []
-        print(dumps({"study": confirm_name(spec.name), "ranking": ranking, "verdict": lines}))
-        return outcome.exit_code
-    print_confirmed(frame, lines)
-    return outcome.exit_code
+        ranking = found.frame.drop(columns=["params"]).to_dict("records") if not found.frame.empty else []
+        print(dumps({"study": found.name, "ranking": ranking, "verdict": found.lines}))
+        return found.outcome.exit_code
+    print_confirmed(found.frame, found.lines)
+    return found.outcome.exit_code
 
 
 def _figure(value: float) -> str:
@@ -161,7 +139,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         trials=args.trials, timeout=parse_duration(args.timeout, "--timeout") if args.timeout else None,
         workers=args.workers, plain_progress=args.plain_progress,
     )
-    resolve_device(options.device if options.device != "auto" else spec.device)
+    resolve_device(options.device_for(spec.device))
     outcome = run_sweep(spec, options)
     if outcome.finished:
         print_status(status_summary(open_study(spec, options, create=False)))
@@ -189,7 +167,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     results_dir, study = open_results(args.target, args.results, args.storage)
     out = args.out or results_dir / "report"
     make_dir(out, "--out")
-    report = build_report(study, out, [f.strip() for f in args.format.split(",")], args.top, results_dir)
+    formats = [f.strip() for f in args.format.split(",")]
+    bad = [f for f in formats if f and f not in ("png", "svg", "pdf")]
+    if bad:  # the flag's name here; the library says the same without it
+        raise HarnessError(f"--format {','.join(bad)} is not supported; choose from png, svg, pdf")
+    report = build_report(study, out, formats, args.top, results_dir)
     if report.partial:
         print("harness: note: the study is still running; this is a partial report", file=sys.stderr)
     print(f"report of {len(report.frame)} trials written to {out} in {report.seconds:.1f} s")

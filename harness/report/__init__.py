@@ -6,6 +6,13 @@ report, so a notebook that builds a report keeps its backend and its style.
 """
 
 from harness.report._build import Report, build_report, pareto_meaningful
+from harness.report._confirmation import (
+    Confirmation,
+    ConfirmationPlan,
+    ConfirmRequest,
+    confirmation_plan,
+    run_confirmation,
+)
 from harness.report._drift import lr_drift
 from harness.report._figures import fig_embeddings, fig_gradflow
 from harness.report._forecast import Fit, Forecast, fit_power_law, forecast_curve, kendall_tau
@@ -21,10 +28,8 @@ from harness.report._frontier import (
 from harness.report._outlook import (
     MULTIPLES,
     Calibration,
-    ConfirmationPlan,
     backtest,
     calibration_for,
-    confirmation_plan,
     forecast_checks,
     forecast_study,
     long_budget_plan,
@@ -37,9 +42,12 @@ from harness.report._verdict import Verdict, morning_verdict
 __all__ = [
     "MULTIPLES",
     "Calibration",
+    "ConfirmRequest",
+    "Confirmation",
     "ConfirmationPlan",
     "calibration_for",
     "confirmation_plan",
+    "run_confirmation",
     "Fit",
     "Forecast",
     "backtest",

@@ -57,15 +57,18 @@ class Report:
     seconds: float
 
 
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
 def build_report(study: optuna.Study, out: Path, formats: list[str] | None = None, top_k: int = 10,
                  results_dir: Path | None = None) -> Report:
     """Everything from the storage; files (checkpoints, telemetry samples) from their recorded paths or from
     `results_dir` (this machine's), and a section naming those that are on other machines."""
     started = time.perf_counter()
     formats = [f for f in (formats or ["png"]) if f]
-    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
     if bad:
-        raise HarnessError(f"--format {','.join(bad)} is not supported; choose from png, svg, pdf")
+        raise HarnessError(f"figure format {','.join(bad)} is not supported; choose from {', '.join(FIGURE_FORMATS)}")
     frame = study_frame(study)
     finished = frame[frame["state"].isin(["COMPLETE"])] if not frame.empty else frame
     if finished.empty:

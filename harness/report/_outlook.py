@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -18,12 +17,8 @@ from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendal
 from harness.search import (
     PLAN_ATTR,
     SPEC_ATTR,
-    StudySpec,
     load_confirmation,
-    open_results,
-    top_per_family,
 )
-from harness.training import Budget
 
 MULTIPLES = (2.0, 4.0, 10.0)
 
@@ -327,51 +322,3 @@ def long_budget_plan(study: optuna.Study, top: int, multiple: float) -> tuple[li
 
 def _num(value: float) -> float | None:
     return None if value != value else float(value)
-
-
-@dataclass
-class ConfirmationPlan:
-    """What `harness confirm` runs: its per-run budget, and for a multiple above 1 the configurations
-    (the measured and the forecast top K) and the forecast to store with the plan."""
-
-    budget: Budget | None
-    multiple: float | None = None
-    sources: list[int] | None = None
-    forecast: dict | None = None
-
-
-def confirmation_plan(spec: StudySpec, results_dir: Path, storage: str | None, top: int,
-                      budget: str | None, per_family: bool = False) -> ConfirmationPlan:
-    """`budget` as written by the user: None (the study's), an absolute budget, or a multiple such as 4x;
-    `per_family` adds the top `top` of every model family to the configurations."""
-    plan = _budget_plan(spec, results_dir, storage, top, budget)
-    if per_family:
-        family_top = top_per_family(open_results(results_dir, storage=storage)[1], top)
-        plan.sources = list(dict.fromkeys([*(plan.sources or []), *family_top]))
-    return plan
-
-
-def _budget_plan(spec: StudySpec, results_dir: Path, storage: str | None, top: int,
-                 budget: str | None) -> ConfirmationPlan:
-    multiple = parse_multiple(budget)
-    if multiple is None:
-        return ConfirmationPlan(Budget.parse(budget) if budget else None)
-    scaled = Budget(spec.budget.kind, spec.budget.amount * multiple)
-    if multiple <= 1:
-        return ConfirmationPlan(scaled, multiple)
-    sources, forecast = long_budget_plan(open_results(results_dir, storage=storage)[1], top, multiple)
-    return ConfirmationPlan(scaled, multiple, sources, forecast)
-
-
-def parse_multiple(text: str | None) -> float | None:
-    """`4x` (a multiple of the study's per-trial budget) as 4.0; None for an absolute budget or none."""
-    if not text or not text.strip().lower().endswith("x"):
-        return None
-    try:
-        value = float(text.strip()[:-1])
-    except ValueError:
-        raise HarnessError(f"budget {text!r}: write a multiple of the study's budget such as 4x, or a budget "
-                           f"such as 300s, 2M or 3ep") from None
-    if not value > 0:
-        raise HarnessError(f"budget {text!r}: the multiple must be above 0")
-    return value

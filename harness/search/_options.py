@@ -32,6 +32,10 @@ class SweepOptions:
     worker_index: int | None = None  # set in the worker processes that `workers > 1` starts
     plain_progress: bool = False
 
+    def device_for(self, study_device: str) -> str:
+        """The device this run uses: the one asked for here, or the study file's where that is "auto"."""
+        return self.device if self.device != "auto" else study_device
+
     def to_record(self) -> dict[str, Any]:
         return {**asdict(self), "results_dir": str(self.results_dir)}
 

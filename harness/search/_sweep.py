@@ -46,7 +46,7 @@ def _run_workers(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     # Each worker gets its share of the CPU threads: K processes each keeping all of torch's threads
     # oversubscribe the cores (measured: 2 workers on 2 cores ran at half the throughput of one).
     threads = max(1, cores // options.workers)
-    places = placements(options.device if options.device != "auto" else spec.device, options.workers, gpu_ids)
+    places = placements(options.device_for(spec.device), options.workers, gpu_ids)
     _say_sharing(spec, options, sorted({gpu for gpu, _ in places if gpu is not None}) or gpu_ids, cores, threads)
     record = spec.to_record()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no CUDA state or threads inherited
@@ -101,7 +101,7 @@ def placements(device: str, workers: int, gpu_ids: list[str]) -> list[tuple[str 
 
 
 def _say_sharing(spec: StudySpec, options: SweepOptions, gpu_ids: list[str], cores: int, threads: int) -> None:
-    on_cpu = (options.device if options.device != "auto" else spec.device) == "cpu" or not gpu_ids
+    on_cpu = (options.device_for(spec.device)) == "cpu" or not gpu_ids
     sharing = "CPU" if on_cpu else "GPU" if len(gpu_ids) < options.workers else None
     if sharing is None:
         return

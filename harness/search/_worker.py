@@ -41,7 +41,7 @@ CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul r
 def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     """Prepare (device, corpus, study) and run the trial loop; how it stopped, never an exception for a stop."""
     hook = load_trial_hook()
-    device = resolve_device(options.device if options.device != "auto" else spec.device)
+    device = resolve_device(options.device_for(spec.device))
     corpus = load_corpus(spec.corpus, spec.corpus_options)
     corpus.check_fits(spec.largest("seq_len"), spec.largest("batch_size"))
     if spec.second_objective == "energy_j":
