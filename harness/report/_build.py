@@ -13,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from harness.common import HarnessError
-from harness.report._documents import write_documents
+from harness.report._documents import page_for, write_documents
 from harness.report._families import (
     best_per_family,
     budget_sentence,
@@ -40,12 +40,14 @@ from harness.report._figures import (
 )
 from harness.report._frame import sampled_params, study_frame
 from harness.report._outlook import outlook_section
+from harness.report._page import Section
 from harness.report._paper import PaperLayoutWarning
 from harness.report._pbt import pbt_section
 from harness.report._remote import localize, remote_section
 from harness.report._tables import write_tables
 from harness.report._verdict import morning_verdict, write_verdict_tables
 from harness.search import BASELINE_ATTR, SPEC_ATTR
+from harness.training import Budget
 
 
 @dataclass
@@ -88,8 +90,9 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
         warnings.simplefilter("always", PaperLayoutWarning)
         sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
         figures, notes = draw_figures(study, frame, verdict, params, best_number, out, formats)
-        course = course_section(study, frame, out, formats, figures)
-        population = pbt_section(study, out, formats, figures)
+        course, drawn = course_section(study, frame, out, formats)
+        population, more = pbt_section(study, out, formats)
+        figures |= drawn | more
         best_checkpoint = frame.set_index("number").loc[best_number, "checkpoint"]
         path, note = embeddings_figure(best_checkpoint if isinstance(best_checkpoint, str) else None, out)
     for w in caught:  # a PDF that would not read in a paper is said in the report; other warnings go on
@@ -103,10 +106,12 @@ def build_report(study: optuna.Study, out: Path, formats: list[str] | None = Non
     for paths in figures.values():
         files += paths
     outlook = outlook_section(study, out)
-    files += outlook.pop("files", [])
+    files += outlook.files
     remote = remote_section(study, away, frame, best_number, results_dir)
-    sections = [s for s in (outlook if outlook["tables"] else None, population, course, remote) if s]
-    files += write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict, sections)
+    sections = [s for s in (outlook if outlook.tables else None, population, course, remote) if s]
+    page = page_for(study, frame, figures, verdict, sections, notes, top_k=top_k, partial=partial,
+                    best_number=best_number)
+    files += write_documents(page, out)
     return Report(frame, out, files, partial, time.perf_counter() - started)
 
 
@@ -133,26 +138,26 @@ def draw_figures(study: optuna.Study, frame: pd.DataFrame, verdict, params: dict
     return figures, notes
 
 
-def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path, formats: list[str],
-                   figures: dict[str, list[Path]]) -> dict | None:
-    """Architectures at equal device-seconds, where the study sampled the model family."""
+def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path,
+                   formats: list[str]) -> tuple[Section | None, dict[str, list[Path]]]:
+    """Architectures at equal device-seconds, where the study sampled the model family; and its figures."""
     done = frame[frame["state"] == "COMPLETE"]
     if "model" not in done or done["model"].nunique() < 2:
-        return None
+        return None, {}
     best = best_per_family(frame)
     profiles = gradient_profiles(best)
-    figures["families"] = fig_family_frontiers(family_frontiers(study, frame), out, formats)
+    figures = {"families": fig_family_frontiers(family_frontiers(study, frame), out, formats)}
     measured = [p for found in profiles.values() if isinstance(found, list) for p in found]
     if measured:
         figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
     table = best.drop(columns=["checkpoint"])
     by_budget = family_by_budget(family_points(study, frame))
     answer = budget_sentence(by_budget, done.groupby("model").size().astype(int).to_dict())
-    return {"title": "Architectures at equal device-seconds",
-            "sentences": ([answer] if answer else []) + family_sentences(best, profiles),
-            "tables": [("", table), ("Best held-out bpc within each budget, per family (the frontier read at "
-                                     "10/25/50/100% of a trial's device-seconds)", by_budget)],
-            "figures": ["families", "gradflow"]}
+    return Section("Architectures at equal device-seconds",
+                   ([answer] if answer else []) + family_sentences(best, profiles),
+                   [("", table), ("Best held-out bpc within each budget, per family (the frontier read at "
+                                  "10/25/50/100% of a trial's device-seconds)", by_budget)],
+                   ["families", "gradflow"]), figures
 
 
 def pareto_meaningful(spec: dict) -> bool:
@@ -163,7 +168,9 @@ def pareto_meaningful(spec: dict) -> bool:
     """
     if spec.get("second_objective"):
         return True
-    budget = str(spec.get("budget", ""))
-    return not budget.endswith("s") or not budget[:-1].replace(".", "", 1).isdigit()
+    try:
+        return Budget.parse(str(spec.get("budget", ""))).kind != "seconds"
+    except HarnessError:  # no budget recorded: nothing says the trials cost the same
+        return True
 
 

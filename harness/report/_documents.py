@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -13,10 +10,10 @@ import pandas as pd
 from harness.common import HarnessError
 from harness.measure import SHARED_THRESHOLD
 from harness.report._families import NOISE_BPC
-from harness.report._figures import FIGURE_TEXT
 from harness.report._frame import sampled_params, sweep_best_at
 from harness.report._frontier import frontier_findings
-from harness.report._tables import _cell, html_table, markdown_table, param_summary, top_table
+from harness.report._page import Page, Section, html_page, markdown
+from harness.report._tables import _cell, param_summary, top_table
 from harness.report._verdict import Verdict, budget_table, confirmed_table, target_table
 from harness.search import BASELINE_ATTR, SPEC_ATTR, pruning_summary
 from harness.training import Budget
@@ -88,32 +85,16 @@ def describe_budget(text: str | None) -> str:
             "epochs": f"{b.amount:g} epochs of training"}[b.kind]
 
 
-@dataclass
-class Page:
-    """What both documents show, in the order they show it."""
-
-    title: str
-    status: str
-    question: str
-    said: list[str]
-    figures: dict[str, list[Path]]
-    tables: list[tuple[str, pd.DataFrame]]
-    sections: list[dict]  # each: title, sentences, tables [(caption, frame)], figures [names]
-    facts: list[tuple[str, str]]
-    by_eff: pd.DataFrame
-    summary: pd.DataFrame
-    samples: list[dict]
-    prompt: str
-    best_number: int
-    notes: list[str]
-    top_k: int
+def write_documents(page: Page, out: Path) -> list[Path]:
+    """report.md and report.html, from the one page."""
+    (out / "report.md").write_text(markdown(page))
+    (out / "report.html").write_text(html_page(page))
+    return [out / "report.md", out / "report.html"]
 
 
-LEAD = ["frontier", "confirmed"]  # figures shown right after the answer
-
-
-def write_documents(study, frame, figures, out, top_k, partial, best_number, notes, verdict: Verdict,
-                    sections: list[dict] | None = None) -> list[Path]:
+def page_for(study: optuna.Study, frame: pd.DataFrame, figures: dict[str, list[Path]], verdict: Verdict,
+             sections: list[Section], notes: list[str], *, top_k: int, partial: bool, best_number: int) -> Page:
+    """The page: the study's question and its answer, the verdict tables, the sections, the details."""
     spec = study.user_attrs.get(SPEC_ATTR, {})
     best = study.get_trials(deepcopy=False)[best_number]
     status = ("PARTIAL REPORT: the study is still running "
@@ -129,11 +110,8 @@ def write_documents(study, frame, figures, out, top_k, partial, best_number, not
     if verdict.confirmed is not None:
         tables.append(("Confirmed ranking (test split, fresh seeds)", confirmed_table(verdict)))
     tables.append((f"Top {top_k} by held-out bits per character", by_bpc))
-    page = Page(study.study_name, status, question, said, figures, tables, sections or [], facts(study, frame, best, spec),
+    return Page(study.study_name, status, question, said, figures, tables, sections, facts(study, frame, best, spec),
                 by_eff, summary, samples, prompt, best_number, notes, top_k)
-    (out / "report.md").write_text(markdown(page))
-    (out / "report.html").write_text(html_page(page))
-    return [out / "report.md", out / "report.html"]
 
 
 def facts(study, frame: pd.DataFrame, best, spec: dict) -> list[tuple[str, str]]:
@@ -200,105 +178,3 @@ def sharing_fact(concurrency: pd.Series) -> str:
                  f"a shared device can give each run more than its fair share, so these trials compare only "
                  f"approximately (README: Workers; scripts/bench_workers.py measures the sharing gain)")
     return text
-
-
-def markdown(p: Page) -> str:
-    figures, lead, top_k = p.figures, LEAD, p.top_k
-    placed = lead + [name for section in p.sections for name in section.get("figures", [])]
-    status, question, said, tables, facts, by_eff, summary = p.status, p.question, p.said, p.tables, p.facts, p.by_eff, p.summary
-    samples, prompt, best_number, notes = p.samples, p.prompt, p.best_number, p.notes
-    md = [f"# Study report: {p.title}", ""]
-    if status:
-        md += [f"**{status}**", ""]
-    md += [f"**Question**: {question}", ""] + [f"- {line}" for line in said] + [""]
-    for name in lead:
-        if figures.get(name):
-            md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
-    for title, table in tables:
-        md += [f"## {title}", "", markdown_table(table), ""]
-    for section in p.sections:
-        md += [f"## {section['title']}", ""] + [f"- {s}" for s in section["sentences"]] + [""]
-        for caption, table in section.get("tables", []):
-            md += ([f"### {caption}", ""] if caption else []) + [markdown_table(table), ""]
-        for name in section.get("figures", []):
-            if figures.get(name):
-                md += [f"![{FIGURE_TEXT[name]}]({figures[name][0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
-    md += ["## Details", ""] + [f"- **{k}**: {v}" for k, v in facts] + [""]
-    for name, paths in figures.items():
-        if paths and name not in placed:
-            md += [f"![{FIGURE_TEXT[name]}]({paths[0].name})", "", f"*{FIGURE_TEXT[name]}*", ""]
-    md += [f"## Top {top_k} by efficiency (bits/char saved over a uniform guess per device-second)", "",
-           markdown_table(by_eff), "", "## Parameters", "", markdown_table(summary), ""]
-    if samples:
-        md += [f"## Samples of trial #{best_number} (prompt {prompt!r})", ""]
-        for group in samples:
-            md += [f"### Temperature {group['temperature']:g}", ""]
-            md += ["```text", *[prompt + s.replace("```", "` ` `") for s in group["samples"]], "```", ""]
-    md += [f"_Note: {n}_" for n in notes]
-    return "\n".join(md) + "\n"
-
-
-# Numbers stay on one line and right-aligned; text columns wrap, so a table fits the page at 1280 px
-# (a box that scrolls is the fallback, with its header row inside it). Print: the page's full width,
-# figures at column width, nothing cut at a box's edge.
-STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:80em;margin:auto;padding:1em 1.5em;line-height:1.4;"
-    "color:#222}h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}"
-    ".answer{background:#eef5ff;border-left:4px solid #1f77b4;padding:0.6em 1em}.answer p{margin:0.35em 0}"
-    ".wrap{overflow-x:auto;max-width:100%}"
-    "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
-    "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}th{background:#f4f4f4;text-align:center;"
-    "font-weight:600}td.n{text-align:right;white-space:nowrap}td.t{text-align:left;min-width:6em;max-width:32em}"
-    "figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%;height:auto}"
-    "pre{white-space:pre-wrap;background:#f6f6f6;padding:0.5em}"
-    ".partial{background:#fff3cd;padding:0.5em;border:1px solid #e0c36c}"
-    "@media print{body{max-width:none;padding:0;font-size:10pt}.wrap{overflow:visible}table{font-size:7.5pt}"
-    "td.n,td.t{white-space:normal;max-width:none}figure,table,pre{break-inside:avoid}h2,h3{break-after:avoid}"
-    "img{max-width:100%}.answer{border-left-width:2px}}"
-)
-
-
-def html_page(p: Page) -> str:
-    figures, lead, top_k = p.figures, LEAD, p.top_k
-    placed = lead + [name for section in p.sections for name in section.get("figures", [])]
-    status, question, said, tables, facts, by_eff, summary = p.status, p.question, p.said, p.tables, p.facts, p.by_eff, p.summary
-    samples, prompt, best_number, notes = p.samples, p.prompt, p.best_number, p.notes
-    esc = html.escape
-
-    def figure(name: str) -> str:
-        data = base64.b64encode(figures[name][0].read_bytes()).decode()
-        return (f"<figure><img alt='{esc(FIGURE_TEXT[name])}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{esc(FIGURE_TEXT[name])}</figcaption></figure>")
-
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
-             "style-src 'unsafe-inline'\">",
-             f"<title>Study report: {esc(p.title)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>Study report: {esc(p.title)}</h1>"]
-    if status:
-        parts.append(f"<p class='partial'><b>{esc(status)}</b></p>")
-    parts.append(f"<div class='answer'><p><b>Question</b>: {esc(question)}</p>"
-                 + "".join(f"<p>{esc(line)}</p>" for line in said) + "</div>")
-    parts += [figure(name) for name in lead if figures.get(name)]
-    for title, table in tables:
-        parts += [f"<h2>{esc(title)}</h2>", f"<div class='wrap'>{html_table(table)}</div>"]
-    for section in p.sections:
-        parts.append(f"<h2>{esc(section['title'])}</h2><ul>"
-                     + "".join(f"<li>{esc(s)}</li>" for s in section["sentences"]) + "</ul>")
-        for caption, table in section.get("tables", []):
-            parts += ([f"<h3>{esc(caption)}</h3>"] if caption else []) + [f"<div class='wrap'>{html_table(table)}</div>"]
-        parts += [figure(name) for name in section.get("figures", []) if figures.get(name)]
-    parts.append("<h2>Details</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in facts)
-                 + "</ul>")
-    parts += [figure(name) for name, paths in figures.items() if paths and name not in placed]
-    parts += [f"<h2>Top {top_k} by efficiency</h2>", f"<div class='wrap'>{html_table(by_eff)}</div>",
-              "<h2>Parameters</h2>", f"<div class='wrap'>{html_table(summary)}</div>"]
-    if samples:
-        parts.append(f"<h2>Samples of trial #{best_number} (prompt {esc(repr(prompt))})</h2>")
-        for group in samples:
-            parts.append(f"<h3>Temperature {group['temperature']:g}</h3>")
-            parts += [f"<pre>{esc(prompt + s)}</pre>" for s in group["samples"]]
-    parts += [f"<p><i>Note: {esc(n)}</i></p>" for n in notes]
-    parts.append("</body></html>")
-    return "\n".join(parts)

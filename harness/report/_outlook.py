@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 from harness.common import HarnessError
 from harness.report._drift import lr_drift
 from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
+from harness.report._page import Section
 from harness.search import (
     PLAN_ATTR,
     SPEC_ATTR,
@@ -225,11 +227,10 @@ def forecast_checks(study: optuna.Study) -> tuple[pd.DataFrame, dict] | None:
     return table, summary
 
 
-def outlook_section(study: optuna.Study, out) -> dict:
+def outlook_section(study: optuna.Study, out: Path) -> Section:
     """The report's "If you train longer": forecast tables, backtest, learning-rate drift, forecast vs outcome."""
     forecasts = forecast_study(study)
-    section = {"title": "If you train longer (a forecast, with its measured error)", "sentences": [], "tables": [],
-               "files": []}
+    section = Section("If you train longer (a forecast, with its measured error)")
     complete = [f for f in forecasts if f.state == "COMPLETE"]
     if len(complete) < 2:
         return section
@@ -238,37 +239,37 @@ def outlook_section(study: optuna.Study, out) -> dict:
     for m, table in tables.items():  # every full table stays in its CSV
         path = out / f"forecast_{m:g}x.csv"
         table.to_csv(path, index=False)
-        section["files"].append(path)
+        section.files.append(path)
     cut, summary = backtest(study)
     skill = not summary["trials"] or summary["tau_forecast"] > summary["tau_truncated"]
     if not skill:  # said first: the numbers below are then the measured ranking, extrapolated
-        section["sentences"].append(
+        section.sentences.append(
             f"the forecast has shown no skill on this study: cut at {summary['fraction']:.0%}, it ranks the trials no "
             f"better than the cut value itself (Kendall tau {summary['tau_forecast']:.2f} against "
             f"{summary['tau_truncated']:.2f}), so no chance of being best is stated; read the table as the measured "
             f"ranking extrapolated")
-    section["tables"].append(("Forecast at 2x, 4x and 10x the trial budget (top 10; every trial in "
+    section.tables.append(("Forecast at 2x, 4x and 10x the trial budget (top 10; every trial in "
                               "forecast_<m>x.csv)", combined_display(tables, skill, calibration.level if calibration else CONFORMAL_LEVEL).head(10)))
-    section["sentences"] += outlook_sentences(tables, skill)
+    section.sentences += outlook_sentences(tables, skill)
     if calibration is not None:
-        section["sentences"].append(calibration.sentence())
+        section.sentences.append(calibration.sentence())
     if summary["trials"]:
         cut.to_csv(out / "forecast_backtest.csv", index=False)
-        section["files"].append(out / "forecast_backtest.csv")
+        section.files.append(out / "forecast_backtest.csv")
         better = "ranks the trials better than" if skill else "does not rank the trials better than"
-        section["sentences"].append(
+        section.sentences.append(
             f"backtest (each curve cut at {summary['fraction']:.0%}, its end forecast): median error "
             f"{summary['median_abs_error']:.3f} bpc (p90 {summary['p90_abs_error']:.3f}; the cut value itself is off by "
             f"{summary['truncated_median_abs_error']:.3f}); the forecast {better} the cut value (Kendall tau "
             f"{summary['tau_forecast']:.2f} against {summary['tau_truncated']:.2f})")
     drift = lr_drift(study, MULTIPLES[1])
-    section["sentences"].append(f"learning rate: {drift['note']}")
+    section.sentences.append(f"learning rate: {drift['note']}")
     checked = forecast_checks(study)
     if checked is not None and checked[1].get("finished"):
         table, s = checked
-        section["tables"].append((f"Forecast against a {s['multiple']:g}x confirmation (held-out bpc, fresh seeds)",
+        section.tables.append((f"Forecast against a {s['multiple']:g}x confirmation (held-out bpc, fresh seeds)",
                                   checks_display(table)))
-        section["sentences"].append(
+        section.sentences.append(
             f"at {s['multiple']:g}x, measured: #{s['winner']} won; the short-budget ranking picked #{s['short_winner']} "
             f"(Kendall tau {s['tau_short']:.2f} with the truth), the forecast #{s['forecast_winner']} (tau "
             f"{s['tau_forecast']:.2f}); forecast error median {s['median_abs_error']:.3f} bpc; Brier score of the stated "

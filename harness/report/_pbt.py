@@ -11,15 +11,16 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from harness.report._figures import subplots
+from harness.report._page import Section
 from harness.report._paper import save_figure
 from harness.search import SPEC_ATTR, Segment, lineage, pbt_summary
 
 
-def pbt_section(study: optuna.Study, out: Path, formats: list[str], figures: dict[str, list[Path]]) -> dict | None:
-    """The report's PBT section (None for any other study); its figure goes into `figures` as "pbt"."""
+def pbt_section(study: optuna.Study, out: Path, formats: list[str]) -> tuple[Section | None, dict[str, list[Path]]]:
+    """The report's PBT section (None for any other study) and its figure, "pbt"."""
     summary = pbt_summary(study)
     if summary is None or summary["best"] is None:
-        return None
+        return None, {}
     perturb = ((study.user_attrs.get(SPEC_ATTR) or {}).get("pbt") or {}).get("perturb", [])
     segments = [(t, s) for t in study.get_trials(deepcopy=False) if (s := Segment.of(t)) is not None]
     chain = lineage(study, summary["best"]["trial"])
@@ -28,7 +29,7 @@ def pbt_section(study: optuna.Study, out: Path, formats: list[str], figures: dic
              **{k: t.params.get(k) for k in perturb},
              "bpc": t.values[0] if t.values else None, "device-s (lineage)": t.user_attrs.get("device_seconds")}
             for t, s in chain]
-    figures["pbt"] = fig_pbt(segments, chain, perturb, out, formats)
+    figures = {"pbt": fig_pbt(segments, chain, perturb, out, formats)}
     sentences = [summary["sentence"] + ".",
                  "Each model is charged every segment its weights passed through, so the frontier and the efficiency "
                  "columns compare it with a trial of another study at the device-seconds it really cost; the sweep's "
@@ -36,9 +37,9 @@ def pbt_section(study: optuna.Study, out: Path, formats: list[str], figures: dic
                  f"{summary['best']['trial']} --seed S` replays the winner's schedule from scratch, and `harness "
                  "confirm` does so on the test split: whether the schedule or the inherited weights made the "
                  "winner is then measured."]
-    return {"title": "Population-based training", "sentences": sentences,
-            "tables": [("The winner's lineage: the segments its weights trained through", pd.DataFrame(rows))],
-            "figures": ["pbt"]}
+    return Section("Population-based training", sentences,
+                   [("The winner's lineage: the segments its weights trained through", pd.DataFrame(rows))],
+                   ["pbt"]), figures
 
 
 def fig_pbt(segments: list[tuple], chain: list[tuple], perturb: list[str], out: Path, formats: list[str]) -> list[Path]:

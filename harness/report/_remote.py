@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from harness.report._page import Section
 from harness.search import Elsewhere, elsewhere, locate, this_host, trial_host
 
 
@@ -34,7 +35,7 @@ def localize(study: optuna.Study, frame: pd.DataFrame, results_dir: Path | None)
 
 
 def remote_section(study: optuna.Study, away: list[Elsewhere], frame: pd.DataFrame, best_number: int,
-                   results_dir: Path | None) -> dict | None:
+                   results_dir: Path | None) -> Section | None:
     """"Files on other machines": which hosts ran what, what each missing file would have drawn, and the rsync."""
     hosts = pd.Series([trial_host(t) or "unknown" for t in study.get_trials(deepcopy=False)]).value_counts()
     if not away:
@@ -62,4 +63,4 @@ def remote_section(study: optuna.Study, away: list[Elsewhere], frame: pd.DataFra
     if commands:
         sentences.append("Bring them here and rerun harness report: " + " ; ".join(f"`{c}`" for c in commands))
     table = pd.DataFrame([{"trial": a.trial, "file": a.what, "host": a.host, "path": a.path} for a in away])
-    return {"title": "Files on other machines", "sentences": sentences, "tables": [("", table)], "figures": []}
+    return Section("Files on other machines", sentences, [("", table)])
