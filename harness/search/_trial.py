@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ from harness.training import (
     Start,
     TrainConfig,
     Trainer,
+    TrainResult,
     evaluate_checkpoint,
     generate_and_score,
     load_checkpoint,
@@ -119,6 +121,15 @@ def load_trial_hook() -> TrialHook | None:
                            f"module:function for a module on the Python path") from None
 
 
+@dataclass
+class TrialRun:
+    """What a trial's training produced, typed until it is stored (`outcome` writes the user attributes)."""
+
+    result: TrainResult
+    cost: dict  # cost_summary's: telemetry joined with the run's figures (harness.measure)
+    generation: dict | None  # samples and text metrics per temperature, where generation ran
+
+
 class TrialRunner:
     """Runs one trial: train, generate, record. Holds what every trial shares (corpus, reference text)."""
 
@@ -155,7 +166,7 @@ class TrialRunner:
         try:
             config = self.config_for(params, trial)
             trial.set_user_attr("config", config.to_dict())
-            summary = self.train(trial, config, trial_dir)
+            run = self.train(trial, config, trial_dir)
         except torch.cuda.OutOfMemoryError as e:
             trial.set_user_attr("reason", f"out of memory: {first_line(e, empty='CUDA out of memory')}")
             trial.set_constraint("fits_in_memory", 1.0)
@@ -170,7 +181,7 @@ class TrialRunner:
             state, values = TrialState.FAIL, None
         else:
             recording = time.perf_counter()
-            state, values = self.outcome(trial, summary)
+            state, values = self.outcome(trial, run)
             self.timings["record"] += time.perf_counter() - recording
             self.timings["total"] = time.perf_counter() - started
             trial.set_user_attr("timings", self.timings)
@@ -182,7 +193,7 @@ class TrialRunner:
                                     torch.cuda.memory_allocated(self.device) - (mem_before or 0))
         return state, values
 
-    def train(self, trial: Trial, config: TrainConfig, trial_dir: Path) -> dict:
+    def train(self, trial: Trial, config: TrainConfig, trial_dir: Path) -> TrialRun:
         spec = self.spec
         single = not spec.multi_objective
 
@@ -215,28 +226,30 @@ class TrialRunner:
                 self.hook(trial.number, trainer)
             setup = time.perf_counter() - clock
             result = trainer.run()
-            summary = result.summary()
-            del trainer, result
+            del trainer
             clock = time.perf_counter()
-            if summary["checkpoint"] and spec.generate.enabled and summary["status"] != "diverged":
+            generated = None
+            if result.checkpoint and spec.generate.enabled and result.status != "diverged":
                 with telemetry.window("generation"):
-                    summary["generation"] = self.generate(summary["checkpoint"])
+                    generated = self.generate(result.checkpoint)
             generation = time.perf_counter() - clock
         clock = time.perf_counter()
-        summary["telemetry"] = cost_summary(telemetry, summary)
-        summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
+        summary = result.summary()  # the stored form: result.json here, the user attributes in outcome()
+        cost = cost_summary(telemetry, summary)
+        cost["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
         # Where a trial's wall time goes (scripts/bench.py, "overhead"): training steps are the product,
         # everything else is what the harness costs. "loop" is the host's share between device syncs.
-        s = summary
+        r = result
         self.timings.update(
-            setup=setup, warmup=s["warmup_seconds"], train=s["train_wall_seconds"], eval=s["eval_wall_seconds"],
-            checkpoint=s["checkpoint_seconds"], generation=generation,
-            loop=max(0.0, s["wall_seconds"] - s["warmup_seconds"] - s["train_wall_seconds"] - s["eval_wall_seconds"]
-                     - s["checkpoint_seconds"]),
+            setup=setup, warmup=r.warmup_seconds, train=r.train_wall_seconds, eval=r.eval_wall_seconds,
+            checkpoint=r.checkpoint_seconds, generation=generation,
+            loop=max(0.0, r.wall_seconds - r.warmup_seconds - r.train_wall_seconds - r.eval_wall_seconds
+                     - r.checkpoint_seconds),
         )
-        write_json_atomic(trial_dir / "result.json", summary)
+        write_json_atomic(trial_dir / "result.json",
+                          {**summary, **({"generation": generated} if generated else {}), "telemetry": cost})
         self.timings["record"] = time.perf_counter() - clock
-        return summary
+        return TrialRun(result, cost, generated)
 
     def start_of(self, trial: Trial, segment: Segment | None) -> tuple[Budget, Start | None]:
         """A PBT segment trains its share of the member's budget from its parent's end; a confirmation of a
@@ -276,32 +289,32 @@ class TrialRunner:
         return generate_and_score(ckpt.model, ckpt.vocab, prompt, g.length, g.temperatures, g.samples,
                                   seed=self.spec.seed, reference=self.reference, unknown="drop")
 
-    def outcome(self, trial: Trial, s: dict) -> tuple[TrialState, list[float] | None]:
-        for key, value in run_attrs(s).items():
+    def outcome(self, trial: Trial, run: TrialRun) -> tuple[TrialState, list[float] | None]:
+        r, t = run.result, run.cost
+        for key, value in run_attrs(r.summary()).items():
             trial.set_user_attr(key, value)
-        if "generation" in s:
-            trial.set_user_attr("generation", s["generation"])
-        t = s["telemetry"]
+        if run.generation is not None:
+            trial.set_user_attr("generation", run.generation)
         for key, value in telemetry_attrs(t).items():
             trial.set_user_attr(key, value)
         segment = Segment.of(trial)
         if segment is not None:  # the model is charged its lineage; the sweep, this segment
-            trial.set_user_attr("segment_device_seconds", s["device_seconds"])
-            trial.set_user_attr("segment_train_chars", s["train_chars"])
-            trial.set_user_attr("device_seconds", segment.lineage_device_seconds + s["device_seconds"])
-            trial.set_user_attr("train_chars", segment.lineage_train_chars + s["train_chars"])
-        if s["status"] == "diverged":
-            trial.set_user_attr("reason", f"diverged: {s['reason']}")
+            trial.set_user_attr("segment_device_seconds", r.device_seconds)
+            trial.set_user_attr("segment_train_chars", r.train_chars)
+            trial.set_user_attr("device_seconds", segment.lineage_device_seconds + r.device_seconds)
+            trial.set_user_attr("train_chars", segment.lineage_train_chars + r.train_chars)
+        if r.status == "diverged":
+            trial.set_user_attr("reason", f"diverged: {r.reason}")
             trial.set_constraint("finite_loss", 1.0)
             return TrialState.PRUNED, None
-        if s["status"] == "pruned":
-            trial.set_user_attr("reason", f"pruned by {self.spec.pruner} at evaluation {len(s['curve'])}")
+        if r.status == "pruned":
+            trial.set_user_attr("reason", f"pruned by {self.spec.pruner} at evaluation {len(r.curve)}")
             return TrialState.PRUNED, None
-        values = [s["val_bpc"]]
+        values = [r.best.bpc]
         if self.spec.confirm:  # judged on the test split, which no selection ever looked at
-            values = [self.test_bpc(trial, s["checkpoint"])]
+            values = [self.test_bpc(trial, r.checkpoint)]
         if self.spec.second_objective == "device_seconds":
-            values.append(s["device_seconds"])
+            values.append(r.device_seconds)
         elif self.spec.second_objective == "energy_j":
             values.append(t["energy_j"] if t["energy_j"] is not None else math.inf)
         return TrialState.COMPLETE, values
