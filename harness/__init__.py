@@ -45,6 +45,7 @@ __all__ = [  # the same names as _EXPORTS (tests/test_api.py checks)
     "StudySpec",
     "SweepOutcome",
     "TrainConfig",
+    "__version__",
     "build_report",
     "confirm",
     "evaluate_checkpoint",
@@ -61,7 +62,6 @@ __all__ = [  # the same names as _EXPORTS (tests/test_api.py checks)
     "run_sweep",
     "train",
     "trials_frame",
-    "__version__",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import matplotlib
 import optuna
+import pytest
 
 import harness
 
@@ -74,3 +76,23 @@ def test_every_exported_name_resolves():
     assert set(harness.__all__) - {"__version__"} == set(harness._EXPORTS)
     for name in harness._EXPORTS:
         assert getattr(harness, name) is not None
+
+
+SUBPACKAGES = ("common", "data", "models", "measure", "training", "diagnostics", "search", "report")
+# Types a caller meets in an exported function's signature or result, exported though nobody outside names them
+SIGNATURE_TYPES = {"Replay", "ReplayPlan", "Param", "Checkpoint", "EvalPoint", "ConfirmationPlan", "Phase", "KVCache",
+                   "ResidualRNN", "State", "Baseline", "FlowProfile", "Projection"}
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_a_subpackage_exports_what_callers_outside_it_use(package):
+    """The public surface is what other parts, the tests, the scripts and the docs use: a helper nobody
+    outside calls stays in its private module (import it from there)."""
+    root = Path(__file__).resolve().parents[1]
+    outside = [p for p in [*root.glob("harness/**/*.py"), *root.glob("tests/*.py"), *root.glob("scripts/*.py"),
+                           *root.glob("docs/*.md"), root / "README.md"]
+               if not p.is_relative_to(root / "harness" / package)]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in outside)
+    names = importlib.import_module(f"harness.{package}").__all__
+    unused = [n for n in names if n not in SIGNATURE_TYPES and not re.search(rf"\b{re.escape(n)}\b", text)]
+    assert not unused, f"harness.{package} exports {unused}, which nothing outside it uses"

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.cli import main
-from harness.diagnostics import hidden_gradients, label, neighbours, profile, project
+from harness.diagnostics import char_label, hidden_gradients, neighbours, profile, project
 from harness.models import build_model
 from harness.training import Budget, TrainConfig, train
 
@@ -99,7 +99,7 @@ def test_projection_is_deterministic_and_labels_every_symbol():
     a, b = project(vectors, chars), project(vectors.clone(), chars)
     assert torch.equal(a.xy, b.xy) and a.xy.shape == (7, 2) and a.chars == chars
     assert 0 < a.explained[1] <= a.explained[0] <= 1
-    assert [label(c) for c in chars[:2]] == ["␣", "⏎"] and label("\0") == "<unk>"
+    assert [char_label(c) for c in chars[:2]] == ["␣", "⏎"] and char_label("\0") == "<unk>"
 
 
 def test_neighbours_of_a_hand_made_embedding():

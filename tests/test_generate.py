@@ -9,7 +9,8 @@ from sweep_helpers import harness_cli
 from harness.common import HarnessError
 from harness.data import Vocab
 from harness.models import build_model, family_names
-from harness.training import Budget, TrainConfig, draw, filter_logits, sample, sample_temperatures, train
+from harness.training import Budget, TrainConfig, filter_logits, sample, sample_temperatures, train
+from harness.training._generation import draw
 
 VOCAB = Vocab.from_text("abcdefgh ijklmnopqrstuvwxyz.,")
 

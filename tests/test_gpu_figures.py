@@ -18,7 +18,7 @@ from harness.measure._nvml import PID_NAMESPACE_SOURCE
 from harness.measure._power import integrate, value_at
 from harness.search._sweep import placements
 from harness.search._worker import check_energy
-from harness.training import probe
+from harness.training._precision import probe
 
 
 class RampNVML(FakeNVML):

@@ -27,8 +27,8 @@ from harness.search import (
     TrialRunner,
     heartbeat_settings,
     open_storage,
-    torn_tail,
 )
+from harness.search._journal import torn_tail
 from harness.search._optuna import STALE_TRIAL_IDS, study_id, trial_id
 
 NO_GEN = "[generate]\nenabled = false\n"

@@ -7,7 +7,8 @@ import torch
 
 from harness.common import HarnessError
 from harness.models import build_model, family_names
-from harness.training import Budget, TrainConfig, decide, normalize_precision, probe, resolve_precision, train
+from harness.training import Budget, TrainConfig, normalize_precision, resolve_precision, train
+from harness.training._precision import decide, probe
 
 BF16_REAL = {"core": "bf16", "head": "bf16"}
 BF16_AS_FP16 = {"core": "fp16", "head": "bf16"}  # AutocastRNN casting a cuDNN LSTM to fp16 under bf16 autocast

@@ -15,7 +15,7 @@ from sweep_helpers import load, wait_for, write_study
 
 from harness.cli import main
 from harness.report import best_for_budgets, default_budgets, frontier, time_to_targets
-from harness.search import summarize, t975, verdict
+from harness.search import summarize, t_quantile_975, verdict
 
 # trial -> [(device-seconds, bpc)] at each evaluation; trial 2 was pruned after two evaluations
 CURVES = {0: [(10, 3.0), (20, 2.6), (30, 2.4), (40, 2.3)],
@@ -47,7 +47,7 @@ def test_best_configuration_for_a_budget_and_time_to_target():
 
 
 def test_student_t_interval_and_verdicts():
-    assert t975(2) == pytest.approx(4.303) and t975(11) == pytest.approx(2.228) and t975(100) == 1.96
+    assert t_quantile_975(2) == pytest.approx(4.303) and t_quantile_975(11) == pytest.approx(2.228) and t_quantile_975(100) == 1.96
 
     class Trial:
         def __init__(self, source, seed, value, val):

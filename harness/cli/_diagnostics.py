@@ -94,7 +94,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
 
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
-    from harness.diagnostics import default_queries, embedding_matrix, label, neighbours, project
+    from harness.diagnostics import char_label, default_queries, embedding_matrix, neighbours, project
     from harness.report import fig_embeddings
     from harness.training import load_checkpoint
 
@@ -111,15 +111,15 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     fig_embeddings(proj, args.out)
     if args.json:
         print(dumps({"explained_variance": list(proj.explained), "figure": str(args.out),
-                              "points": [{"char": c, "label": label(c), "x": float(x), "y": float(y)}
+                              "points": [{"char": c, "label": char_label(c), "x": float(x), "y": float(y)}
                                          for c, (x, y) in zip(chars, proj.xy.tolist(), strict=True)],
                               "neighbours": {q: [{"char": c, "cosine": s} for c, s in v] for q, v in found.items()}}))
         return 0
     print(f"{len(chars)} characters, {vectors.shape[1]}-dimensional; the two PCA axes hold "
           f"{proj.explained[0]:.1%} + {proj.explained[1]:.1%} of the variance; figure: {args.out}")
     for q, near in found.items():
-        print(f"  {label(q):>5}: " + "  ".join(f"{label(c)} {s:+.2f}" for c, s in near))
+        print(f"  {char_label(q):>5}: " + "  ".join(f"{char_label(c)} {s:+.2f}" for c, s in near))
     missing = [q for q in queries if q not in found]
     if missing:
-        print(f"not in this checkpoint's vocabulary: {' '.join(label(q) for q in missing)}")
+        print(f"not in this checkpoint's vocabulary: {' '.join(char_label(q) for q in missing)}")
     return 0

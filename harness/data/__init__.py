@@ -10,7 +10,6 @@ from harness.data._corpus import (
     builtin_text,
     check_split,
     load_corpus,
-    load_text,
     strip_gutenberg,
 )
 from harness.data._ngram import Baseline, KneserNey, ngram_baseline
@@ -27,7 +26,6 @@ __all__ = [
     "builtin_text",
     "check_split",
     "load_corpus",
-    "load_text",
     "ngram_baseline",
     "strip_gutenberg",
 ]

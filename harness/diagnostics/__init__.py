@@ -2,9 +2,9 @@
 
 from harness.diagnostics._embeddings import (
     Projection,
+    char_label,
     default_queries,
     embedding_matrix,
-    label,
     neighbours,
     project,
 )
@@ -20,12 +20,12 @@ from harness.diagnostics._gradflow import (
 __all__ = [
     "FlowProfile",
     "Projection",
+    "char_label",
     "checkpoint_profiles",
     "default_queries",
     "embedding_matrix",
     "held_out_sequences",
     "hidden_gradients",
-    "label",
     "neighbours",
     "not_measured",
     "profile",

@@ -17,7 +17,7 @@ from harness.models import CharModel
 SPECIAL = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "\0": "<unk>"}
 
 
-def label(char: str) -> str:
+def char_label(char: str) -> str:
     """A readable label for a vocabulary symbol (space, newline and the unknown symbol are invisible)."""
     if char in SPECIAL:
         return SPECIAL[char]

@@ -12,14 +12,12 @@ from harness.models._base import (
     State,
     count_params,
     detach_state,
-    recurrent_weights,
     set_rate,
 )
 from harness.models._bigram import BigramMLP
-from harness.models._gpt import GPT, GPT_FAMILY, KVCache, gpt_attention_flops
+from harness.models._gpt import GPT, KVCache, gpt_attention_flops
 from harness.models._recurrent import REGULARIZERS, FusedRecurrent, embedding_rows, locked_dropout
 from harness.models._registry import (
-    BUILTIN,
     build_model,
     carries_state,
     family_names,
@@ -38,11 +36,9 @@ from harness.models._residual import (
 )
 
 __all__ = [
-    "BUILTIN",
+    "GPT",
     "REGULARIZERS",
     "RESIDUAL_LEAK",
-    "GPT",
-    "GPT_FAMILY",
     "BigramMLP",
     "CharModel",
     "Family",
@@ -64,8 +60,7 @@ __all__ = [
     "gpt_attention_flops",
     "is_recurrent",
     "locked_dropout",
-    "recurrent_weights",
     "register_family",
-    "set_rate",
     "residual_scan_reference",
+    "set_rate",
 ]

@@ -10,18 +10,15 @@ from harness.report._confirmation import (
     Confirmation,
     ConfirmationPlan,
     ConfirmRequest,
-    confirmation_plan,
     run_confirmation,
 )
 from harness.report._drift import lr_drift
 from harness.report._figures import fig_embeddings, fig_gradflow
 from harness.report._forecast import Fit, Forecast, fit_power_law, forecast_curve, kendall_tau
-from harness.report._frame import numeric_columns, pareto_mask, sampled_params, study_frame
+from harness.report._frame import numeric_columns, pareto_mask, study_frame
 from harness.report._frontier import (
     best_for_budgets,
     default_budgets,
-    default_targets,
-    eval_points,
     frontier,
     time_to_targets,
 )
@@ -30,14 +27,12 @@ from harness.report._outlook import (
     Calibration,
     backtest,
     calibration_for,
-    forecast_checks,
     forecast_study,
-    long_budget_plan,
     outlook_sentences,
     outlook_table,
 )
-from harness.report._tables import html_table, latex_table, markdown_table, param_summary, top_table
-from harness.report._verdict import Verdict, morning_verdict
+from harness.report._tables import param_summary
+from harness.report._verdict import Verdict
 
 __all__ = [
     "MULTIPLES",
@@ -45,41 +40,30 @@ __all__ = [
     "ConfirmRequest",
     "Confirmation",
     "ConfirmationPlan",
-    "calibration_for",
-    "confirmation_plan",
-    "run_confirmation",
     "Fit",
     "Forecast",
-    "backtest",
-    "fit_power_law",
-    "forecast_checks",
-    "forecast_curve",
-    "forecast_study",
-    "kendall_tau",
-    "long_budget_plan",
-    "lr_drift",
-    "outlook_sentences",
-    "outlook_table",
     "Report",
     "Verdict",
+    "backtest",
     "best_for_budgets",
     "build_report",
+    "calibration_for",
     "default_budgets",
-    "default_targets",
-    "eval_points",
     "fig_embeddings",
     "fig_gradflow",
+    "fit_power_law",
+    "forecast_curve",
+    "forecast_study",
     "frontier",
-    "html_table",
-    "latex_table",
-    "markdown_table",
-    "morning_verdict",
+    "kendall_tau",
+    "lr_drift",
     "numeric_columns",
+    "outlook_sentences",
+    "outlook_table",
     "param_summary",
     "pareto_mask",
     "pareto_meaningful",
-    "sampled_params",
+    "run_confirmation",
     "study_frame",
     "time_to_targets",
-    "top_table",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 
 from harness.report._frontier import best_for_budgets, default_budgets, eval_points
-from harness.search import t975
+from harness.search import t_quantile_975
 
 MIN_DRIFT_RATES = 3  # distinct best learning rates over the budgets before a drift is fitted
 
@@ -46,7 +46,7 @@ def lr_drift(study: optuna.Study, multiple: float) -> dict:
     residual = rates - (alpha + beta * budgets)
     dof = len(pairs) - 2
     se = math.sqrt(max(float(residual @ residual) / dof * cov[0, 0], 0.0)) if dof > 0 else math.inf
-    t = t975(dof) if dof > 0 else math.inf
+    t = t_quantile_975(dof) if dof > 0 else math.inf
     low, high = beta - t * se, beta + t * se
     interval = f"95% interval {low:+.2f} to {high:+.2f}" if math.isfinite(se) else "no interval"
     if not low < 0 < high and math.isfinite(se):

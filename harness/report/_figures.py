@@ -18,7 +18,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from harness.diagnostics import label as char_label
+from harness.diagnostics import char_label
 from harness.report._frame import inactive_params
 from harness.report._paper import save_figure as _save
 

@@ -7,7 +7,6 @@ Optuna's private API is used in harness.search._optuna only.
 """
 
 from harness.search._artifacts import (
-    HOST_ENV,
     Elsewhere,
     elsewhere,
     locate,
@@ -17,7 +16,6 @@ from harness.search._artifacts import (
 )
 from harness.search._confirm import (
     PLAN_ATTR,
-    RESULT_ATTR,
     confirm_name,
     confirm_spec,
     confirmed,
@@ -25,15 +23,14 @@ from harness.search._confirm import (
     run_confirm,
     store_ranking,
     summarize,
-    t975,
+    t_quantile_975,
     top_per_family,
     verdict,
 )
-from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage, repair_journal, torn_tail
-from harness.search._options import STOP_REASONS, SweepOptions, SweepOutcome
+from harness.search._journal import JOURNAL_NAME, HeartbeatJournalStorage
+from harness.search._options import SweepOptions, SweepOutcome
 from harness.search._optuna import storage_of
 from harness.search._pbt import (
-    PBT_ATTR,
     Replay,
     ReplayPlan,
     Segment,
@@ -45,89 +42,77 @@ from harness.search._pbt import (
 from harness.search._pruning import Pruning, pruning_summary
 from harness.search._results import open_results, study_spec_for
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, check_resume
-from harness.search._space import Param, grid_size, grid_values
+from harness.search._space import Param, grid_size
 from harness.search._spec import GenerateSpec, StudySpec, load_study, parse_study
-from harness.search._status import best_trial, describe_trial, retried_numbers, status_summary
+from harness.search._status import retried_numbers, status_summary
 from harness.search._storage import (
     HEARTBEAT_ENV,
     RetryTrial,
     database_url,
     heartbeat_settings,
     open_storage,
-    trial_slot_lock,
 )
 from harness.search._study import make_pruner, make_sampler, open_study, results_dir_for
 from harness.search._sweep import run_sweep
-from harness.search._trial import TRIAL_HOOK_ENV, TrialRunner
+from harness.search._trial import TrialRunner
 from harness.search._worker import run_worker
 
 __all__ = [
-    "PBT_ATTR",
-    "Replay",
-    "ReplayPlan",
-    "Segment",
-    "replay_plan",
-    "lineage",
-    "pbt_summary",
-    "schedule_of",
-    "HOST_ENV",
-    "Elsewhere",
-    "Pruning",
-    "elsewhere",
-    "locate",
-    "this_host",
-    "trial_checkpoint",
-    "trial_host",
+    "BASELINE_ATTR",
     "CHANGES_ATTR",
-    "TRIAL_HOOK_ENV",
     "HEARTBEAT_ENV",
     "JOURNAL_NAME",
     "PLAN_ATTR",
-    "RESULT_ATTR",
     "SPEC_ATTR",
-    "BASELINE_ATTR",
-    "STOP_REASONS",
+    "Elsewhere",
     "GenerateSpec",
     "HeartbeatJournalStorage",
     "Param",
+    "Pruning",
+    "Replay",
+    "ReplayPlan",
     "RetryTrial",
+    "Segment",
     "StudySpec",
     "SweepOptions",
     "SweepOutcome",
     "TrialRunner",
-    "best_trial",
     "check_resume",
     "confirm_name",
     "confirm_spec",
     "confirmed",
     "database_url",
-    "describe_trial",
+    "elsewhere",
     "grid_size",
-    "grid_values",
     "heartbeat_settings",
+    "lineage",
     "load_confirmation",
     "load_study",
+    "locate",
     "make_pruner",
     "make_sampler",
     "open_results",
     "open_storage",
     "open_study",
     "parse_study",
+    "pbt_summary",
     "pruning_summary",
-    "repair_journal",
+    "replay_plan",
     "results_dir_for",
     "retried_numbers",
     "run_confirm",
     "run_sweep",
     "run_worker",
+    "schedule_of",
     "status_summary",
     "storage_of",
     "store_ranking",
-    "top_per_family",
     "study_spec_for",
     "summarize",
-    "t975",
-    "torn_tail",
-    "trial_slot_lock",
+    "t_quantile_975",
+    "this_host",
+    "top_per_family",
+    "trial_checkpoint",
+    "trial_host",
     "verdict",
 ]

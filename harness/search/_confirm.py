@@ -42,7 +42,7 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
         12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 
-def t975(df: int) -> float:
+def t_quantile_975(df: int) -> float:
     if df <= 0:
         return math.nan
     if df > 30:
@@ -139,7 +139,7 @@ def summarize(study: optuna.Study) -> pd.DataFrame:
         n = len(group)
         mean = float(group["test_bpc"].mean())
         sd = float(group["test_bpc"].std(ddof=1)) if n > 1 else math.nan
-        half = t975(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
+        half = t_quantile_975(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
         out.append({"trial": int(source), "runs": n, "test_bpc_mean": mean, "test_bpc_sd": sd,
                     "ci95_low": mean - half, "ci95_high": mean + half, "val_bpc": float(group["val_bpc"].iloc[0]),
                     # beside the static figure, never ranked on: the model went on learning on the test text
