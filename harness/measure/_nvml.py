@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -112,3 +114,16 @@ def nvml_handle(nvml, device: torch.device):
     warnings.warn(f"telemetry: could not match {device} to an NVML device by UUID or PCI bus id; using NVML "
                   f"index {index}", TelemetryWarning, stacklevel=2)
     return nvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def device_fields(n: Any, h: Any) -> dict[str, Callable[[], Any]]:
+    """The device-wide readings Telemetry samples at its full rate, each a call into NVML (`n`) for handle `h`."""
+    return {
+        "gpu_util": lambda: n.nvmlDeviceGetUtilizationRates(h).gpu,
+        "mem_util": lambda: n.nvmlDeviceGetUtilizationRates(h).memory,
+        "power_w": lambda: n.nvmlDeviceGetPowerUsage(h) / 1000.0,
+        "sm_clock_mhz": lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM),
+        "temperature_c": lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU),
+        "mem_used_bytes": lambda: n.nvmlDeviceGetMemoryInfo(h).used,
+        "energy_j": lambda: n.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0,
+    }

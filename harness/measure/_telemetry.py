@@ -37,6 +37,7 @@ from harness.measure._nvml import (
     ENERGY_SCOPE,
     PID_NAMESPACE_SOURCE,
     TelemetryWarning,
+    device_fields,
     in_pid_namespace,
     load_nvml,
     never_readable,
@@ -66,6 +67,24 @@ class Telemetry:
     sync: Callable[[], None] | None = None
     samples: list[dict] = field(default_factory=list)
     phases: dict[str, Phase] = field(default_factory=dict)
+    # What the device answers, set in __post_init__ (not constructor arguments):
+    gpu: bool = field(init=False, default=False)  # NVML has a handle for this device
+    util_key: str = field(init=False, default="cpu_util")
+    process_mem_source: str | None = field(init=False, default=None)
+    source: str = field(init=False, default="cpu")  # nvml or cpu
+    unsupported: set[str] = field(init=False, default_factory=set)  # fields NVML answers NotSupported
+    missing: dict[str, int] = field(init=False, default_factory=dict)  # readings NVML had no answer for, by field
+    # The sampler's own state:
+    _warned: set[str] = field(init=False, default_factory=set, repr=False)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(init=False, default=None, repr=False)
+    _phase: str | None = field(init=False, default=None, repr=False)
+    _open: dict[str, tuple[float, float | None]] = field(init=False, default_factory=dict, repr=False)
+    _edges: list[tuple[float, float]] = field(init=False, default_factory=list, repr=False)  # power at window edges
+    _t0: float = field(init=False, default_factory=time.perf_counter, repr=False)
+    _cpu_last: tuple[float, float] | None = field(init=False, default=None, repr=False)
+    _proc_util_ts: int = field(init=False, default=0, repr=False)  # NVML's timestamp (us) of the last process sample
+    _fields: dict[str, Callable[[], Any]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sync is None:
@@ -76,36 +95,13 @@ class Telemetry:
             self.handle = nvml_handle(self.nvml, self.device)
         self.gpu = self.nvml is not None and self.handle is not None
         self.util_key = "gpu_util" if self.gpu else "cpu_util"
-        self.process_mem_source: str | None = "nvml process list" if self.gpu else None
+        self.process_mem_source = "nvml process list" if self.gpu else None
         self.source = "nvml" if self.gpu else "cpu"
-        self.unsupported: set[str] = set()
-        self.missing: dict[str, int] = {}  # readings NVML had no answer for, by field (not "unsupported")
-        self._warned: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._phase: str | None = None
-        self._open: dict[str, tuple[float, float | None]] = {}
-        self._edges: list[tuple[float, float]] = []  # power read as windows opened and closed
-        self._t0 = time.perf_counter()
-        self._cpu_last: tuple[float, float] | None = None
-        self._proc_util_ts = 0  # NVML's timestamp (us) of the last per-process sample read
-        self._fields = self._gpu_fields() if self.gpu else {}
+        self._fields = device_fields(self.nvml, self.handle) if self.gpu else {}
         if self.gpu:
             self._probe()
 
     # --- NVML fields -------------------------------------------------------------------------
-    def _gpu_fields(self) -> dict[str, Callable[[], Any]]:
-        n, h = self.nvml, self.handle
-        return {
-            "gpu_util": lambda: n.nvmlDeviceGetUtilizationRates(h).gpu,
-            "mem_util": lambda: n.nvmlDeviceGetUtilizationRates(h).memory,
-            "power_w": lambda: n.nvmlDeviceGetPowerUsage(h) / 1000.0,
-            "sm_clock_mhz": lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM),
-            "temperature_c": lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU),
-            "mem_used_bytes": lambda: n.nvmlDeviceGetMemoryInfo(h).used,
-            "energy_j": lambda: n.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0,
-        }
-
     def _slow_fields(self) -> dict[str, Callable[[], Any]]:
         fields = {"system_mem_used_bytes": system_memory_used}
         if self.gpu:
