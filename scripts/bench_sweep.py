@@ -28,7 +28,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness.measure import fingerprint, resolve_device
-from harness.search import SweepOptions, load_study, open_study, run_worker
+from harness.search import SweepOptions, load_study, open_study, run_worker, startup_trials
 from harness.training import Budget
 
 
@@ -57,17 +57,11 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
         spent.append(seconds)
         if chars >= budget:
             break
-    startup = sampler_startup(spec)
+    startup = startup_trials(spec) if spec.sampler == "tpe" else spec.trials  # random: every trial is drawn so
     return {"search": pruner, "seed": seed, "curve": curve, "trials": len(trials), "seconds": spent,
             "startup_share": spent[min(startup, len(spent)) - 1] / spent[-1] if spent and spent[-1] else None,
             "startup": startup,
             "pruned": sum(t.state == TrialState.PRUNED for t in trials)}
-
-
-def sampler_startup(spec) -> int:
-    """How many trials the study's sampler draws before it models (TPE's start-up; all of them for random)."""
-    from harness.search._study import make_sampler
-    return getattr(make_sampler(spec, spec.seed), "_n_startup_trials", spec.trials)
 
 
 def best_at(curve: list[tuple[int, float]], chars: float) -> float:

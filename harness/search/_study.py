@@ -31,13 +31,17 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
         return None
 
 
+def startup_trials(spec: StudySpec) -> int:
+    """TPE's random start-up: the study's `startup_trials`, else a third of the planned trials, 3 to 10."""
+    return spec.startup_trials or max(3, min(10, (spec.trials or 50) // 3))
+
+
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
-    trials = spec.trials or 50
     if spec.sampler == "tpe":
         # constant_liar set explicitly (its default changed between Optuna versions): with several
         # workers, running trials count as bad guesses, so two workers do not sample the same point.
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=spec.startup_trials or max(3, min(10, trials // 3)))
+                                          n_startup_trials=startup_trials(spec))
     if spec.sampler in ("random", "pbt"):  # pbt: its first generation is drawn at random (TPE's start-up does the same)
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
