@@ -240,16 +240,17 @@ def test_a_killed_segment_is_retried_from_its_own_start(tmp_path, small_text_fil
         except (KeyError, FileNotFoundError):  # the sweep has not created its study yet
             return None
         return next((t for t in trials if t.state == TrialState.RUNNING and Segment.of(t) and
-                     Segment.of(t).generation == 1), None)
+                     Segment.of(t).generation == 1 and t.params), None)  # drawn, so training
     victim = wait_for(running_second_generation, timeout=300)
     proc.kill()
     proc.wait(timeout=30)
     assert main(["sweep", str(study_file), "--results", str(results)]) == 0
     after = load(results, "pbt").get_trials()
-    assert after[victim.number].state == TrialState.FAIL
+    dead = after[victim.number]  # the killed segment as stored, parameters included
+    assert dead.state == TrialState.FAIL
     retry = [t for t in after if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
-    assert Segment.of(retry[0]) == Segment.of(victim) and retry[0].params == victim.params
+    assert Segment.of(retry[0]) == Segment.of(dead) and retry[0].params == dead.params
     done = [t for t in after if t.state == TrialState.COMPLETE]
     assert len(done) == 4 and sorted((Segment.of(t).member, Segment.of(t).generation) for t in done) == \
         [(0, 0), (0, 1), (1, 0), (1, 1)]
