@@ -168,7 +168,7 @@ def test_utilization_power_and_energy_are_read_and_the_counter_only_increases(sm
         result = train(TrainConfig(model="lstm", **SMALL), small_corpus, Budget.parse("3s"), cuda, evals=1,
                        telemetry=tel)
     summary = result.summary()
-    cost = cost_summary(tel, summary)
+    cost = cost_summary(tel, result).summary()
     for name in ("gpu_util", "power_w", "energy_j"):
         if name in tel.unsupported:
             continue  # NotSupported on this device: recorded as null, never 0

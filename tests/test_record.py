@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from harness.data import load_corpus
@@ -26,8 +28,8 @@ def test_a_runs_record_is_the_schema(tmp_path):
                        Budget.parse("3000tok"), device, out_dir=tmp_path, evals=1, telemetry=telemetry)
     summary = result.summary()
     assert list(summary) == [f.name for f in RUN_FIELDS]  # a renamed or new key must be named in the schema
-    cost = cost_summary(telemetry, summary)
-    cost["samples_csv"] = str(telemetry.save_csv(tmp_path / "telemetry.csv"))  # as the trial and harness train do
+    cost = replace(cost_summary(telemetry, result),  # as the trial and harness train do
+                   samples_csv=str(telemetry.save_csv(tmp_path / "telemetry.csv"))).summary()
     assert {f.name for f in TELEMETRY_FIELDS} <= set(cost)
     attrs = {**run_attrs(summary), **telemetry_attrs(cost)}
     assert {"val_bpc", "device_seconds", "util_mean", "mfu", "peak_mem_source"} <= set(attrs)

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from harness.common import HarnessError, ProgressLine, dumps, format_rate, format_seconds, write_json_atomic
@@ -187,8 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if replay is not None:
         summary["schedule"] = replay.phases
         summary["schedule_from"] = {"study": replay.study, "trial": replay.trial}
-    summary["telemetry"] = cost_summary(telemetry, summary)
-    summary["telemetry"]["samples_csv"] = str(telemetry.save_csv(out / "telemetry.csv"))
+    summary["telemetry"] = replace(cost_summary(telemetry, result),
+                                   samples_csv=str(telemetry.save_csv(out / "telemetry.csv"))).summary()
     write_json_atomic(out / "result.json", summary)
     if args.json:
         print(dumps(summary))

@@ -3,6 +3,7 @@
 from harness.measure import _textmetrics as textmetrics
 from harness.measure._cost import (
     SHARED_THRESHOLD,
+    RunCost,
     ceiling_key,
     cost_summary,
     matmul_ceiling,
@@ -20,6 +21,7 @@ __all__ = [
     "Occupancy",
     "Phase",
     "Reference",
+    "RunCost",
     "ShareClock",
     "Telemetry",
     "TelemetryWarning",

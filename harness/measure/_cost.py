@@ -7,6 +7,8 @@ measured matmul rate (`matmul_tflops`), never a datasheet peak.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -77,8 +79,71 @@ def matmul_tflops(device: torch.device, dtype: str = "bf16") -> float:
     return matmul_ceiling(device, dtype)["tflops"]
 
 
-def cost_summary(telemetry: Telemetry, train_summary: dict) -> dict:
-    """The telemetry summary joined with the trainer's figures: energy per character and MFU.
+class RunFigures(Protocol):
+    """What the cost needs from a run's own record (harness.training's `TrainResult` has these)."""
+
+    train_chars: int
+    precision: dict
+    peak_mem_bytes: int | None
+
+    @property
+    def concurrency(self) -> float: ...
+
+    @property
+    def achieved_tflops(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a run cost, typed until it is stored: the telemetry's readings joined with the run's figures.
+
+    The readings stay the telemetry summary's dict (its keys are the record's schema, harness.training's
+    TELEMETRY_FIELDS); what is derived from them, the share of a shared device, the ceiling and MFU, is
+    a field, so the trial runner reads `cost.energy_j` rather than a key. `summary()` is the stored form.
+    """
+
+    readings: dict  # Telemetry.summary(chars=...): device-wide where NVML's figures are
+    gpu: bool  # NVML read the device: its energy is device-wide and is divided when the device was shared
+    concurrency: float
+    ceiling: dict  # matmul_ceiling's record, in the run's precision
+    mfu: float | None
+    peak_mem_bytes: int | None
+    peak_mem_source: str | None
+    samples_csv: str | None = None  # where Telemetry.save_csv wrote the samples, once it has
+
+    @property
+    def shared(self) -> bool:
+        return self.concurrency > SHARED_THRESHOLD
+
+    def _attributed(self, key: str) -> float | None:
+        value = self.readings[key]
+        return value / self.concurrency if value is not None and self.shared and self.gpu else value
+
+    @property
+    def energy_j(self) -> float | None:
+        """This run's share of NVML's energy (device-wide when the device was shared); None where unsupported."""
+        return self._attributed("energy_j")
+
+    def summary(self) -> dict:
+        """The stored form (result.json's `telemetry`, the trial's user attributes): the readings, with
+        energy attributed by this run's share and the device-wide figures kept beside it (`*_device`)."""
+        cost = dict(self.readings)
+        cost["concurrency"], cost["shared"] = self.concurrency, self.shared
+        if self.shared and self.gpu:
+            for key in ("energy_j", "energy_j_integrated", "joules_per_char"):
+                cost[f"{key}_device"], cost[key] = cost[key], self._attributed(key)
+            cost["energy_scope"] = (f"{cost['energy_scope']}; the device was shared by {self.concurrency:.2f} runs "
+                                    f"on average, so energy is attributed by this run's share")
+            cost["util_source"] = f"{cost['util_source']} (device-wide, shared)"
+        cost["matmul_tflops"], cost["matmul_ceiling"], cost["mfu"] = self.ceiling["tflops"], self.ceiling, self.mfu
+        cost["peak_mem_bytes"], cost["peak_mem_source"] = self.peak_mem_bytes, self.peak_mem_source
+        if self.samples_csv is not None:
+            cost["samples_csv"] = self.samples_csv
+        return cost
+
+
+def cost_summary(telemetry: Telemetry, run: RunFigures) -> RunCost:
+    """The telemetry joined with the trainer's figures: energy per character and MFU.
 
     MFU = model FLOPs per character (harness.models.flops_per_char) x training chars/s / the
     device's measured matmul rate in the run's precision (`matmul_ceiling`).
@@ -88,20 +153,11 @@ def cost_summary(telemetry: Telemetry, train_summary: dict) -> dict:
     device-wide figures are kept beside it (`*_device`), and `shared` says so; utilization and
     power stay device-wide and are marked as such.
     """
-    cost = telemetry.summary(chars=train_summary.get("train_chars"))
-    concurrency = float(train_summary.get("concurrency") or 1.0)
-    cost["concurrency"] = concurrency
-    cost["shared"] = concurrency > SHARED_THRESHOLD
-    if cost["shared"] and telemetry.gpu:
-        for key in ("energy_j", "energy_j_integrated", "joules_per_char"):
-            cost[f"{key}_device"] = cost[key]
-            cost[key] = cost[key] / concurrency if cost[key] is not None else None
-        cost["energy_scope"] = (f"{cost['energy_scope']}; the device was shared by {concurrency:.2f} runs on "
-                                f"average, so energy is attributed by this run's share")
-        cost["util_source"] = f"{cost['util_source']} (device-wide, shared)"
-    ceiling = matmul_ceiling(telemetry.device, (train_summary.get("precision") or {}).get("mode", "fp32"))
-    cost["matmul_tflops"], cost["matmul_ceiling"] = ceiling["tflops"], ceiling
-    cost["mfu"] = train_summary["achieved_tflops"] / ceiling["tflops"] if ceiling["tflops"] > 0 else None
-    if cost["peak_mem_bytes"] is None and train_summary.get("peak_mem_bytes") is not None:
-        cost["peak_mem_bytes"], cost["peak_mem_source"] = train_summary["peak_mem_bytes"], "torch.cuda.max_memory_allocated"
-    return cost
+    readings = telemetry.summary(chars=run.train_chars)
+    ceiling = matmul_ceiling(telemetry.device, run.precision.get("mode", "fp32"))
+    peak, source = readings["peak_mem_bytes"], readings["peak_mem_source"]
+    if peak is None and run.peak_mem_bytes is not None:
+        peak, source = run.peak_mem_bytes, "torch.cuda.max_memory_allocated"
+    return RunCost(readings=readings, gpu=bool(telemetry.gpu), concurrency=float(run.concurrency or 1.0),
+                   ceiling=ceiling, mfu=run.achieved_tflops / ceiling["tflops"] if ceiling["tflops"] > 0 else None,
+                   peak_mem_bytes=peak, peak_mem_source=source)

@@ -15,7 +15,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from harness.common import (
     write_json_atomic,
 )
 from harness.data import Corpus
-from harness.measure import Reference, Telemetry, cost_summary
+from harness.measure import Reference, RunCost, Telemetry, cost_summary
 from harness.models import carries_state
 from harness.search._artifacts import this_host
 from harness.search._pbt import Segment
@@ -126,7 +126,7 @@ class TrialRun:
     """What a trial's training produced, typed until it is stored (`outcome` writes the user attributes)."""
 
     result: TrainResult
-    cost: dict  # cost_summary's: telemetry joined with the run's figures (harness.measure)
+    cost: RunCost  # the telemetry joined with the run's figures (harness.measure.cost_summary)
     generation: dict | None  # samples and text metrics per temperature, where generation ran
 
 
@@ -234,9 +234,7 @@ class TrialRunner:
                     generated = self.generate(result.checkpoint)
             generation = time.perf_counter() - clock
         clock = time.perf_counter()
-        summary = result.summary()  # the stored form: result.json here, the user attributes in outcome()
-        cost = cost_summary(telemetry, summary)
-        cost["samples_csv"] = str(telemetry.save_csv(trial_dir / "telemetry.csv"))
+        cost = replace(cost_summary(telemetry, result), samples_csv=str(telemetry.save_csv(trial_dir / "telemetry.csv")))
         # Where a trial's wall time goes (scripts/bench.py, "overhead"): training steps are the product,
         # everything else is what the harness costs. "loop" is the host's share between device syncs.
         r = result
@@ -247,7 +245,8 @@ class TrialRunner:
                      - r.checkpoint_seconds),
         )
         write_json_atomic(trial_dir / "result.json",
-                          {**summary, **({"generation": generated} if generated else {}), "telemetry": cost})
+                          {**result.summary(), **({"generation": generated} if generated else {}),
+                           "telemetry": cost.summary()})
         self.timings["record"] = time.perf_counter() - clock
         return TrialRun(result, cost, generated)
 
@@ -295,7 +294,7 @@ class TrialRunner:
             trial.set_user_attr(key, value)
         if run.generation is not None:
             trial.set_user_attr("generation", run.generation)
-        for key, value in telemetry_attrs(t).items():
+        for key, value in telemetry_attrs(t.summary()).items():
             trial.set_user_attr(key, value)
         segment = Segment.of(trial)
         if segment is not None:  # the model is charged its lineage; the sweep, this segment
@@ -316,5 +315,5 @@ class TrialRunner:
         if self.spec.second_objective == "device_seconds":
             values.append(r.device_seconds)
         elif self.spec.second_objective == "energy_j":
-            values.append(t["energy_j"] if t["energy_j"] is not None else math.inf)
+            values.append(t.energy_j if t.energy_j is not None else math.inf)
         return TrialState.COMPLETE, values

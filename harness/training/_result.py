@@ -95,6 +95,11 @@ class TrainResult:
     def train_chars_per_s(self) -> float:
         return self.train_chars / self.train_seconds if self.train_seconds > 0 else 0.0
 
+    @property
+    def achieved_tflops(self) -> float:
+        """Model FLOPs per second while training (MFU's numerator, harness.measure.cost_summary)."""
+        return self.flops_per_char * self.train_chars_per_s / 1e12
+
     def summary(self) -> dict:
         """The flat dictionary `--json` prints and the sweep stores: best point first, final beside it."""
         best, final = self.best, self.final
@@ -123,7 +128,7 @@ class TrainResult:
             "params": self.params,
             "vocab_size": self.vocab_size,
             "flops_per_char": self.flops_per_char,
-            "achieved_tflops": self.flops_per_char * self.train_chars_per_s / 1e12,
+            "achieved_tflops": self.achieved_tflops,
             "peak_mem_bytes": self.peak_mem_bytes,
             "device": self.device,
             "budget": self.budget,
