@@ -26,6 +26,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness.search import (
+    ConfirmPlan,
     SweepOptions,
     confirmed,
     load_confirmation,
@@ -75,7 +76,7 @@ def run_tpe(spec, root: Path, chars: float, evals: int) -> tuple[dict, SweepOpti
 
 
 def confirm(spec, options: SweepOptions, seeds: int) -> tuple[float, float]:
-    quietly(run_confirm, spec, options, 1, seeds)
+    quietly(run_confirm, spec, options, ConfirmPlan(top=1, seeds=seeds))
     frame, _ = confirmed(load_confirmation(open_study(spec, options, create=False)))
     row = frame.iloc[0]
     return float(row["test_bpc_mean"]), float(row["test_bpc_sd"])

@@ -80,7 +80,7 @@ def test_every_exported_name_resolves():
 
 SUBPACKAGES = ("common", "data", "models", "measure", "training", "diagnostics", "search", "report")
 # Types a caller meets in an exported function's signature or result, exported though nobody outside names them
-SIGNATURE_TYPES = {"Replay", "ReplayPlan", "Param", "Checkpoint", "EvalPoint", "ConfirmationPlan", "Phase", "KVCache",
+SIGNATURE_TYPES = {"Replay", "ReplayPlan", "Param", "Checkpoint", "EvalPoint", "ConfirmPlan", "Phase", "KVCache",
                    "ResidualRNN", "State", "Baseline", "FlowProfile", "Projection"}
 
 

@@ -235,11 +235,11 @@ def test_resume_compares_each_familys_settings_and_older_records_still_resume():
 
 
 def test_confirm_refuses_a_study_without_a_test_split(tmp_path, small_text_file):
-    from harness.search import SweepOptions, run_confirm
+    from harness.search import ConfirmPlan, SweepOptions, run_confirm
 
     spec = parse_study({"study": {"name": "nt", "corpus": str(small_text_file), "split": [0.9, 0.1, 0.0]}})
     with pytest.raises(HarnessError, match=r"has no test split \(split \[0.9, 0.1, 0.0\]\)"):
-        run_confirm(spec, SweepOptions(results_dir=tmp_path), top=1, seeds=1)
+        run_confirm(spec, SweepOptions(results_dir=tmp_path), ConfirmPlan(top=1, seeds=1))
 
 
 def test_which_family_per_budget_reads_each_familys_frontier():

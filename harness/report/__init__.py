@@ -8,7 +8,6 @@ report, so a notebook that builds a report keeps its backend and its style.
 from harness.report._build import Report, build_report, pareto_meaningful
 from harness.report._confirmation import (
     Confirmation,
-    ConfirmationPlan,
     ConfirmRequest,
     run_confirmation,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "Calibration",
     "ConfirmRequest",
     "Confirmation",
-    "ConfirmationPlan",
     "Fit",
     "Forecast",
     "Report",

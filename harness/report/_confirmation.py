@@ -17,6 +17,7 @@ from harness.common import HarnessError
 from harness.measure import resolve_device
 from harness.report._outlook import long_budget_plan
 from harness.search import (
+    ConfirmPlan,
     StudySpec,
     SweepOptions,
     SweepOutcome,
@@ -52,7 +53,7 @@ class Confirmation:
 
     name: str
     outcome: SweepOutcome
-    plan: ConfirmationPlan
+    plan: ConfirmPlan
     frame: pd.DataFrame = field(default_factory=pd.DataFrame)
     lines: list[str] = field(default_factory=list)
 
@@ -68,52 +69,37 @@ def run_confirmation(spec: StudySpec, results_dir: Path, request: ConfirmRequest
     options = SweepOptions(results_dir=results_dir, storage_url=request.storage, device=request.device,
                            workers=request.workers)
     resolve_device(options.device_for(spec.device))
-    plan = confirmation_plan(spec, results_dir, request.storage, request.top, request.budget, request.per_family)
+    plan = confirmation_plan(spec, results_dir, request)
     if say is not None and request.per_family:
         say(f"confirming the top {request.top} of every family: trials {', '.join(f'#{n}' for n in plan.sources)}")
     elif say is not None and plan.sources is not None:
         say(f"confirming at {plan.multiple:g}x the trial budget ({plan.budget}): the measured top {request.top} and "
             f"the forecast's top {request.top}, trials {', '.join(f'#{n}' for n in plan.sources)}")
-    outcome = run_confirm(spec, options, request.top, request.seeds, plan.budget, plan.sources, plan.forecast)
+    outcome = run_confirm(spec, options, plan)
     found = Confirmation(confirm_name(spec.name), outcome, plan)
     if outcome.finished:
-        study = open_study(confirm_spec(spec, request.top, request.seeds, plan.budget), options, create=False)
+        study = open_study(confirm_spec(spec, plan), options, create=False)
         found.frame, found.lines = store_ranking(study)
     return found
 
 
-@dataclass
-class ConfirmationPlan:
-    """What `harness confirm` runs: its per-run budget, and for a multiple above 1 the configurations
-    (the measured and the forecast top K) and the forecast to store with the plan."""
-
-    budget: Budget | None
-    multiple: float | None = None
-    sources: list[int] | None = None
-    forecast: dict | None = None
-
-
-def confirmation_plan(spec: StudySpec, results_dir: Path, storage: str | None, top: int,
-                      budget: str | None, per_family: bool = False) -> ConfirmationPlan:
-    """`budget` as written by the user: None (the study's), an absolute budget, or a multiple such as 4x;
-    `per_family` adds the top `top` of every model family to the configurations."""
-    plan = _budget_plan(spec, results_dir, storage, top, budget)
-    if per_family:
+def confirmation_plan(spec: StudySpec, results_dir: Path, request: ConfirmRequest) -> ConfirmPlan:
+    """The request's budget as written by the user (None: the study's; an absolute budget; a multiple such as
+    4x, which above 1 adds the forecast's top K and the forecast itself); `per_family` adds the top K of
+    every model family to the configurations."""
+    top, storage = request.top, request.storage
+    plan = ConfirmPlan(top=top, seeds=request.seeds)
+    multiple = parse_multiple(request.budget)
+    if multiple is None:
+        plan.budget = Budget.parse(request.budget) if request.budget else None
+    else:
+        plan.budget, plan.multiple = Budget(spec.budget.kind, spec.budget.amount * multiple), multiple
+        if multiple > 1:
+            plan.sources, plan.forecast = long_budget_plan(open_results(results_dir, storage=storage)[1], top, multiple)
+    if request.per_family:
         family_top = top_per_family(open_results(results_dir, storage=storage)[1], top)
         plan.sources = list(dict.fromkeys([*(plan.sources or []), *family_top]))
     return plan
-
-
-def _budget_plan(spec: StudySpec, results_dir: Path, storage: str | None, top: int,
-                 budget: str | None) -> ConfirmationPlan:
-    multiple = parse_multiple(budget)
-    if multiple is None:
-        return ConfirmationPlan(Budget.parse(budget) if budget else None)
-    scaled = Budget(spec.budget.kind, spec.budget.amount * multiple)
-    if multiple <= 1:
-        return ConfirmationPlan(scaled, multiple)
-    sources, forecast = long_budget_plan(open_results(results_dir, storage=storage)[1], top, multiple)
-    return ConfirmationPlan(scaled, multiple, sources, forecast)
 
 
 def parse_multiple(text: str | None) -> float | None:

@@ -16,6 +16,7 @@ from harness.search._artifacts import (
 )
 from harness.search._confirm import (
     PLAN_ATTR,
+    ConfirmPlan,
     confirm_name,
     confirm_spec,
     confirmed,
@@ -64,6 +65,7 @@ __all__ = [
     "JOURNAL_NAME",
     "PLAN_ATTR",
     "SPEC_ATTR",
+    "ConfirmPlan",
     "Elsewhere",
     "GenerateSpec",
     "HeartbeatJournalStorage",

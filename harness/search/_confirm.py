@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import optuna
 import pandas as pd
@@ -54,7 +55,33 @@ def confirm_name(name: str) -> str:
     return f"{name}/confirm"
 
 
-def confirm_spec(spec: StudySpec, top: int, seeds: int, budget: Budget | None) -> StudySpec:
+@dataclass
+class ConfirmPlan:
+    """What a confirmation runs, from the request to the stored plan: which configurations, how many fresh
+    seeds each, at which per-run budget, and the forecast made when it was planned.
+
+    `sources` (trial numbers) are the configurations where the caller chose them (the union of the
+    measured and the forecast top K, for a long budget; the top K of every family); None means the
+    top `top` by the objective. `multiple` records a budget written as a multiple of the study's.
+    """
+
+    top: int = 3
+    seeds: int = 3
+    budget: Budget | None = None  # None: the study's per-trial budget
+    sources: list[int] | None = None
+    forecast: dict | None = None  # stored with the plan, so the report can hold it against the runs
+    multiple: float | None = None
+
+    @property
+    def configurations(self) -> int:
+        return len(self.sources) if self.sources else self.top
+
+    @property
+    def seed_numbers(self) -> list[int]:
+        return [SEED_BASE + i for i in range(1, self.seeds + 1)]
+
+
+def confirm_spec(spec: StudySpec, plan: ConfirmPlan) -> StudySpec:
     """The sibling study's spec: same corpus, space and fixed settings; no sampling, pruning or generation."""
     c = copy.deepcopy(spec)
     c.name = confirm_name(spec.name)
@@ -62,10 +89,10 @@ def confirm_spec(spec: StudySpec, top: int, seeds: int, budget: Budget | None) -
     c.pbt = None  # a PBT winner is confirmed by replaying its schedule in one run (harness.search._pbt.Replay)
     c.sampler, c.pruner, c.second_objective = "random", "none", None
     c.generate.enabled = False
-    c.trials, c.timeout = top * seeds, None
+    c.trials, c.timeout = plan.configurations * plan.seeds, None
     c.notes = []
-    if budget is not None:
-        c.budget = budget
+    if plan.budget is not None:
+        c.budget = plan.budget
     return c
 
 
@@ -87,29 +114,22 @@ def top_per_family(source: optuna.Study, k: int) -> list[int]:
     return [n for numbers in chosen.values() for n in numbers]
 
 
-def plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, top: int, seeds: int,
-         sources: list[int] | None = None, forecast: dict | None = None) -> dict:
-    """Enqueue configurations x seeds runs once; a later call with the same plan resumes it, another is refused.
-
-    The configurations are the top `top` by the objective, or `sources` (trial numbers) where the
-    caller chose them (the union of the measured and the forecast top K, for a long budget); a
-    `forecast` made at planning time is stored with the plan, so the report can hold it against
-    what the runs measure.
-    """
-    if sources is None:
-        chosen = top_trials(source, top)
+def enqueue_plan(source: optuna.Study, study: optuna.Study, spec: StudySpec, plan: ConfirmPlan) -> dict:
+    """Enqueue configurations x seeds runs once; a later call with the same plan resumes it, another is refused."""
+    if plan.sources is None:
+        chosen = top_trials(source, plan.top)
     else:
         trials = {t.number: t for t in source.get_trials(deepcopy=False)}
-        chosen = [trials[n] for n in sources]
-    wanted = {"top": top, "seeds": [SEED_BASE + i for i in range(1, seeds + 1)],
-              "sources": [t.number for t in chosen], "budget": str(spec.budget), **(forecast or {})}
+        chosen = [trials[n] for n in plan.sources]
+    wanted = {"top": plan.top, "seeds": plan.seed_numbers, "sources": [t.number for t in chosen],
+              "budget": str(spec.budget), **(plan.forecast or {})}
     existing = study.user_attrs.get(PLAN_ATTR)
     if existing is not None:
         if {k: existing.get(k) for k in ("top", "seeds", "budget")} != {k: wanted[k] for k in ("top", "seeds", "budget")}:
             raise HarnessError(
                 f"a confirmation of {source.study_name!r} with another plan exists (top {existing['top']}, "
-                f"{len(existing['seeds'])} seeds, budget {existing['budget']}); rerun with those values to resume it, "
-                f"or use another --results directory")
+                f"{len(existing['seeds'])} seeds, budget {existing['budget']}); confirm with those values to resume "
+                f"it, or use another results directory")
         return existing
     pbt = (source.user_attrs.get(SPEC_ATTR) or {}).get("pbt")
     for t in chosen:
@@ -170,7 +190,7 @@ def verdict(frame: pd.DataFrame) -> list[str]:
             lines.append(f"#{first['trial']} leads: its 95% interval lies below every other configuration's")
         else:
             lines.append(f"#{first['trial']} and {first['tied_with']} are tied within noise (95% intervals overlap); "
-                         f"more seeds (--seeds) would be needed to separate them")
+                         f"more seeds would be needed to separate them")
     moved = frame[frame["rank"] != frame["val_rank"]]
     if not moved.empty:
         order = ", ".join(f"#{t}" for t in frame.sort_values("val_rank")["trial"])
@@ -180,27 +200,26 @@ def verdict(frame: pd.DataFrame) -> list[str]:
     else:
         lines.append("the test split keeps the validation ranking")
     if frame["runs"].min() < 2:
-        lines.append("with one run per configuration there are no intervals; use --seeds 3 or more")
+        lines.append("with one run per configuration there are no intervals; confirm with 3 seeds or more")
     return lines
 
 
-def run_confirm(spec: StudySpec, options: SweepOptions, top: int, seeds: int, budget: Budget | None = None,
-                sources: list[int] | None = None, forecast: dict | None = None) -> SweepOutcome:
+def run_confirm(spec: StudySpec, options: SweepOptions, plan: ConfirmPlan) -> SweepOutcome:
     """Plan (once) and run the confirmation study; its workers resume it after any interruption."""
-    if top < 1 or seeds < 1:
-        raise HarnessError(f"--top and --seeds must be at least 1 (got {top} and {seeds})")
+    if plan.top < 1 or plan.seeds < 1:
+        raise HarnessError(f"top and seeds must be at least 1 (got {plan.top} and {plan.seeds})")
     if spec.corpus_options.split[2] <= 0:
         raise HarnessError(f"study {spec.name!r} has no test split (split {list(spec.corpus_options.split)}), and "
                            f"confirmation is judged on text no selection looked at; give the study a test share "
                            f"(e.g. split = [0.9, 0.09, 0.01]) in a new study, or compare on validation with harness "
                            f"report")
-    cspec = confirm_spec(spec, len(sources) if sources else top, seeds, budget)
+    cspec = confirm_spec(spec, plan)
     source = open_study(spec, SweepOptions(results_dir=options.results_dir, storage_url=options.storage_url),
                         create=False)
     corpus = load_corpus(cspec.corpus, cspec.corpus_options)
     study = open_study(cspec, options, corpus=corpus)
     with trial_slot_lock(storage_of(study), options.results_dir, cspec.name):
-        plan(source, study, cspec, top, seeds, sources, forecast)
+        enqueue_plan(source, study, cspec, plan)
     return run_sweep(cspec, options)
 
 
