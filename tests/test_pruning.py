@@ -53,6 +53,17 @@ def test_asha_stops_a_trial_below_its_rungs_quantile_and_keeps_one_above_it():
     assert trials[better.number].last_step >= 3  # passed rung 0; judged again at evaluation 3
 
 
+
+def test_bootstrap_count_stops_the_first_trials_a_rung_sees_as_the_readme_says():
+    study = optuna.create_study(pruner=make_pruner(spec_with(evals=6, bootstrap_count=1)))  # rungs at 1 and 3
+    first = _report(study, [1.5] * 6)  # the first at evaluation 1: stopped there, whatever its figure
+    second = _report(study, [1.0] * 6)  # the best of 2 at evaluation 1, then the first to reach evaluation 3
+    third = _report(study, [0.8] * 6)  # the best of 3 at evaluation 1 and of 2 at evaluation 3: on to the end
+    trials = study.get_trials()
+    assert [trials[t.number].last_step for t in (first, second, third)] == [1, 3, 6]
+    assert [trials[t.number].state for t in (first, second, third)] == [TrialState.PRUNED] * 2 + [TrialState.COMPLETE]
+
+
 def test_a_pruner_table_is_read_only_where_it_acts_and_kept_through_the_stored_record():
     spec = spec_with(pruner="hyperband", min_resource=2, reduction_factor=2, bootstrap_count=1)
     pruner = make_pruner(spec)

@@ -59,7 +59,7 @@ class StudySpec:
     # [pruner]: where the rungs of hyperband and asha are (harness.search._pruning says what each stopped)
     pruner_min_resource: int = 1  # the evaluation of the first rung: no trial is stopped before it
     pruner_reduction_factor: int = 3  # each rung keeps the best 1 in this many of the trials that reach it
-    pruner_bootstrap_count: int = 0  # trials a rung must have seen before it stops any
+    pruner_bootstrap_count: int = 0  # Optuna's: a rung stops the first this many trials that reach it
     pbt: PbtSettings | None = None  # [pbt], for sampler = "pbt" (harness.search._pbt)
     fixed: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
