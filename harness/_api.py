@@ -126,9 +126,9 @@ def replay(study: str | Path, trial: int, *, seed: int, out_dir: str | Path | No
     from harness.data import load_corpus
     from harness.measure import resolve_device
     from harness.search import replay_plan
-    from harness.training import Start, train
+    from harness.training import Evaluations, Start, train
 
     plan = replay_plan(study, trial, seed, results, storage)
     corpus = load_corpus(plan.corpus, plan.corpus_options)
-    return train(plan.config, corpus, plan.budget, resolve_device(device), out_dir=out_dir, evals=evals,
-                 start=Start(phases=list(plan.phases)))
+    return train(plan.config, corpus, plan.budget, resolve_device(device), out_dir=out_dir,
+                 evaluations=Evaluations(evals), start=Start(phases=list(plan.phases)))

@@ -51,14 +51,16 @@ from gpt_recipe import NANOGPT_CPU, train_gpt_recipe  # noqa: E402
 from harness import models  # noqa: E402
 from harness.common import HarnessError  # noqa: E402
 from harness.data import load_corpus  # noqa: E402
-from harness.measure import Telemetry, fingerprint, matmul_tflops, resolve_device, synced_clock  # noqa: E402  # noqa: E402
+from harness.measure import Telemetry, fingerprint, matmul_tflops, resolve_device, synced_clock  # noqa: E402
 from harness.models import family_names, flops_per_char  # noqa: E402
-from harness.training import (  # noqa: E402  # noqa: E402
+from harness.training import (  # noqa: E402
     Budget,
+    Evaluations,
+    Observers,
     TrainConfig,
     sample,
     sample_temperatures,
-    train,  # noqa: E402
+    train,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +101,8 @@ class Bench:
                     precision: str = "auto"):
         """One harness run alone on the device (no occupancy registry); a number is seconds."""
         budget = budget if isinstance(budget, Budget) else Budget("seconds", budget)
-        return train(config, self.corpus, budget, self.device, evals=evals, telemetry=telemetry, share_device=False,
-                     precision=precision)
+        return train(config, self.corpus, budget, self.device, evaluations=Evaluations(evals), precision=precision,
+                     observers=Observers(telemetry=telemetry), share_device=False)
 
     # ---- sections -------------------------------------------------------------------------------
 

@@ -25,11 +25,7 @@ import harness.models as models  # noqa: E402
 import harness.models._residual as residual  # noqa: E402
 from harness.data import CorpusOptions, load_corpus  # noqa: E402
 from harness.diagnostics import held_out_sequences, profile  # noqa: E402
-from harness.training import (  # noqa: E402
-    Budget,
-    TrainConfig,
-    Trainer,  # noqa: E402
-)
+from harness.training import Budget, Evaluations, TrainConfig, Trainer  # noqa: E402
 
 
 def main() -> int:
@@ -54,7 +50,7 @@ def main() -> int:
         torch.manual_seed(config.seed)
         fresh = models.build_model("residual_rnn", len(corpus.vocab), 64, args.hidden_dim, args.layers, 0.0)
         init = profile(fresh.double(), tokens, "init")
-        trainer = Trainer(config, corpus, Budget("seconds", args.seconds), torch.device("cpu"), evals=4)
+        trainer = Trainer(config, corpus, Budget("seconds", args.seconds), torch.device("cpu"), evaluations=Evaluations(4))
         result = trainer.run()
         trained = profile(trainer.model.double(), tokens, "trained")
         bpc = result.best.bpc if result.best else float("nan")

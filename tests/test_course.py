@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from harness.cli import main
 from harness.diagnostics import char_label, hidden_gradients, neighbours, profile, project
 from harness.models import build_model
-from harness.training import Budget, TrainConfig, train
+from harness.training import Budget, Evaluations, TrainConfig, train
 
 RECURRENT = ["rnn", "gru", "lstm", "residual_rnn"]
 
@@ -112,7 +112,7 @@ def test_neighbours_of_a_hand_made_embedding():
 
 def test_the_commands_on_a_trained_checkpoint(small_corpus, tmp_path, capsys):
     result = train(TrainConfig(model="gru", embedding_dim=16, hidden_dim=32, layers=1, seq_len=32, batch_size=16),
-                   small_corpus, Budget.parse("20k"), out_dir=tmp_path / "run", evals=1)
+                   small_corpus, Budget.parse("20k"), out_dir=tmp_path / "run", evaluations=Evaluations(1))
     ckpt = result.checkpoint
     assert main(["gradflow", ckpt, "--model", "rnn", "mlp", "--corpus", small_corpus.name, "--steps", "20",
                  "--sequences", "4", "--out", str(tmp_path / "gf.png"), "--json"]) == 0
@@ -136,7 +136,7 @@ def test_the_commands_on_a_trained_checkpoint(small_corpus, tmp_path, capsys):
 def test_the_figures_go_beside_what_they_measured_not_into_the_working_directory(small_corpus, tmp_path, capsys,
                                                                                 monkeypatch):
     result = train(TrainConfig(model="gru", embedding_dim=16, hidden_dim=32, layers=1, seq_len=32, batch_size=16),
-                   small_corpus, Budget.parse("10k"), out_dir=tmp_path / "run", evals=1)
+                   small_corpus, Budget.parse("10k"), out_dir=tmp_path / "run", evaluations=Evaluations(1))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

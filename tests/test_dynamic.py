@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from harness.common import HarnessError
-from harness.training import Budget, TrainConfig, Trainer, dynamic_evaluate
+from harness.training import Budget, Evaluations, TrainConfig, Trainer, dynamic_evaluate
 
 TINY = dict(embedding_dim=16, hidden_dim=48, layers=1, seq_len=32, batch_size=16, lr=5e-3)
 
 
 @pytest.fixture(scope="module")
 def trained(small_corpus):
-    trainer = Trainer(TrainConfig(**TINY), small_corpus, Budget.parse("60k"), torch.device("cpu"), evals=1)
+    trainer = Trainer(TrainConfig(**TINY), small_corpus, Budget.parse("60k"), torch.device("cpu"), evaluations=Evaluations(1))
     assert trainer.run().status == "completed"
     return trainer.model.eval()
 

@@ -9,7 +9,15 @@ from sweep_helpers import harness_cli
 from harness.common import HarnessError
 from harness.data import Vocab
 from harness.models import build_model, family_names
-from harness.training import Budget, TrainConfig, filter_logits, sample, sample_temperatures, train
+from harness.training import (
+    Budget,
+    Evaluations,
+    TrainConfig,
+    filter_logits,
+    sample,
+    sample_temperatures,
+    train,
+)
 from harness.training._generation import draw
 
 VOCAB = Vocab.from_text("abcdefgh ijklmnopqrstuvwxyz.,")
@@ -102,7 +110,7 @@ def checkpoint(small_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen")
     config = TrainConfig(model="lstm", embedding_dim=16, hidden_dim=48, layers=1, dropout=0.0, seq_len=32,
                          batch_size=16, lr=3e-3)
-    return train(config, small_corpus, Budget.parse("40k"), out_dir=out, evals=1).checkpoint
+    return train(config, small_corpus, Budget.parse("40k"), out_dir=out, evaluations=Evaluations(1)).checkpoint
 
 
 def test_generate_cli_json(checkpoint, small_text_file):

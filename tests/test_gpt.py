@@ -15,7 +15,15 @@ from harness.data import Vocab
 from harness.diagnostics import embedding_matrix, not_measured
 from harness.models import build_model, flops_per_char, gpt_attention_flops
 from harness.search import parse_study
-from harness.training import Budget, TrainConfig, Trainer, evaluate, load_checkpoint, sample_batch
+from harness.training import (
+    Budget,
+    Evaluations,
+    TrainConfig,
+    Trainer,
+    evaluate,
+    load_checkpoint,
+    sample_batch,
+)
 from harness.training._evaluation import evaluate_windows
 
 
@@ -152,7 +160,7 @@ def test_each_family_gets_its_own_space_and_the_record_round_trips():
 def test_the_stateless_trainer_learns_from_random_windows_with_adamw(small_corpus, tmp_path):
     config = TrainConfig(model="gpt", embedding_dim=32, hidden_dim=64, layers=2, heads=4, dropout=0.0, seq_len=32,
                          batch_size=16, lr=3e-3, weight_decay=0.1, lr_schedule="cosine", lr_warmup=0.1)
-    trainer = Trainer(config, small_corpus, Budget.parse("40k"), torch.device("cpu"), out_dir=tmp_path, evals=2)
+    trainer = Trainer(config, small_corpus, Budget.parse("40k"), torch.device("cpu"), out_dir=tmp_path, evaluations=Evaluations(2))
     groups = trainer.optimizer.param_groups
     assert isinstance(trainer.optimizer, torch.optim.AdamW)
     decayed = {id(p) for p in groups[0]["params"]}

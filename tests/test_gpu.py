@@ -23,6 +23,8 @@ from harness.measure import Telemetry, cost_summary
 from harness.models import build_model, family_names
 from harness.training import (
     Budget,
+    Evaluations,
+    Observers,
     TrainConfig,
     Trainer,
     generate_and_score,
@@ -58,7 +60,7 @@ def test_every_family_trains_in_every_precision_mode_or_is_refused_with_a_reason
         except HarnessError as e:
             assert mode != "fp32" and ("core" in str(e) or "bfloat16" in str(e)), str(e)
             continue
-        result = train(config, small_corpus, Budget.parse("150k"), cuda, evals=2, precision=mode)
+        result = train(config, small_corpus, Budget.parse("150k"), cuda, evaluations=Evaluations(2), precision=mode)
         p = result.precision
         assert p["mode"] == mode and p["head"] == mode and p["recurrent"] in (mode, None)
         assert p["grad_scaler"] is (mode == "fp16")
@@ -82,7 +84,7 @@ def test_the_transformer_trains_in_bf16_where_the_gpu_has_it(small_corpus, cuda)
 
 def test_fused_optimizer_checkpoint_and_generation_on_cuda(small_corpus, cuda, tmp_path):
     trainer = Trainer(TrainConfig(model="lstm", **SMALL), small_corpus, Budget.parse("40k"), cuda, out_dir=tmp_path,
-                      evals=1)
+                      evaluations=Evaluations(1))
     assert trainer.optimizer.param_groups[0]["fused"] is True
     result = trainer.run()
     assert result.peak_mem_bytes and result.checkpoint
@@ -97,7 +99,7 @@ def test_fused_optimizer_checkpoint_and_generation_on_cuda(small_corpus, cuda, t
 def test_gpt_generates_from_its_checkpoint_with_the_kv_cache_on_the_device(small_corpus, cuda, tmp_path):
     config = TrainConfig(model="gpt", embedding_dim=64, hidden_dim=256, layers=2, dropout=0.0, seq_len=64,
                          batch_size=64, lr=1e-3, heads=4)
-    result = train(config, small_corpus, Budget.parse("40k"), cuda, out_dir=tmp_path, evals=1)
+    result = train(config, small_corpus, Budget.parse("40k"), cuda, out_dir=tmp_path, evaluations=Evaluations(1))
     ckpt = load_checkpoint(result.checkpoint, cuda)
     cache = ckpt.model.initial_state(3)
     assert {k.device.type for k in cache.keys + cache.values} == {"cuda"}
@@ -165,8 +167,8 @@ def test_the_nvml_handle_is_the_torch_device_also_when_remapped():
 
 def test_utilization_power_and_energy_are_read_and_the_counter_only_increases(small_corpus, cuda):
     with Telemetry(cuda, rate_hz=10) as tel:
-        result = train(TrainConfig(model="lstm", **SMALL), small_corpus, Budget.parse("3s"), cuda, evals=1,
-                       telemetry=tel)
+        result = train(TrainConfig(model="lstm", **SMALL), small_corpus, Budget.parse("3s"), cuda, evaluations=Evaluations(1),
+                       observers=Observers(telemetry=tel))
     summary = result.summary()
     cost = cost_summary(tel, result).summary()
     for name in ("gpu_util", "power_w", "energy_j"):

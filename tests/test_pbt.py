@@ -18,7 +18,7 @@ from harness.data import CorpusOptions, load_corpus
 from harness.report import build_report, study_frame
 from harness.search import SweepOptions, load_study, run_worker
 from harness.search._pbt import Segment, lineage, schedule_of
-from harness.training import Budget, Start, TrainConfig, Trainer, load_checkpoint
+from harness.training import Budget, Evaluations, Start, TrainConfig, Trainer, load_checkpoint
 
 HOOK_OUT = "PBT_HOOK_OUT"
 
@@ -117,7 +117,7 @@ def test_pbt_decides_trials_pruner_and_evals_and_refuses_a_file_that_says_otherw
 
 
 def _trainer(corpus, config, out_dir, start=None, budget="6k"):
-    return Trainer(config, corpus, Budget.parse(budget), torch.device("cpu"), out_dir=out_dir, evals=1,
+    return Trainer(config, corpus, Budget.parse(budget), torch.device("cpu"), out_dir=out_dir, evaluations=Evaluations(1),
                    start=start, warmup=True)
 
 

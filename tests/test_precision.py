@@ -7,7 +7,7 @@ import torch
 
 from harness.common import HarnessError
 from harness.models import build_model, family_names
-from harness.training import Budget, TrainConfig, normalize_precision, resolve_precision, train
+from harness.training import Budget, Evaluations, TrainConfig, normalize_precision, resolve_precision, train
 from harness.training._precision import decide, probe
 
 BF16_REAL = {"core": "bf16", "head": "bf16"}
@@ -66,7 +66,7 @@ def test_the_probe_reads_every_part(family):
 
 def test_a_run_records_its_precision(small_corpus):
     result = train(TrainConfig(model="gru", embedding_dim=16, hidden_dim=24, layers=1, seq_len=16, batch_size=8),
-                   small_corpus, Budget.parse("5k"), evals=1)
+                   small_corpus, Budget.parse("5k"), evaluations=Evaluations(1))
     p = result.summary()["precision"]
     assert p["mode"] == "fp32" and p["recurrent"] == "fp32" and p["head"] == "fp32" and p["tf32"] is False
     assert p["grad_scaler"] is False and p["summary"].startswith("fp32 (")

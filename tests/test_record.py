@@ -12,6 +12,8 @@ from harness.training import (
     RUN_FIELDS,
     TELEMETRY_FIELDS,
     Budget,
+    Evaluations,
+    Observers,
     TrainConfig,
     report_columns,
     run_attrs,
@@ -25,7 +27,7 @@ def test_a_runs_record_is_the_schema(tmp_path):
     device = torch.device("cpu")
     with Telemetry(device) as telemetry:
         result = train(TrainConfig(embedding_dim=8, hidden_dim=16, layers=1, seq_len=16, batch_size=8), corpus,
-                       Budget.parse("3000tok"), device, out_dir=tmp_path, evals=1, telemetry=telemetry)
+                       Budget.parse("3000tok"), device, out_dir=tmp_path, evaluations=Evaluations(1), observers=Observers(telemetry=telemetry))
     summary = result.summary()
     assert list(summary) == [f.name for f in RUN_FIELDS]  # a renamed or new key must be named in the schema
     cost = replace(cost_summary(telemetry, result),  # as the trial and harness train do

@@ -13,7 +13,7 @@ from harness.data import CorpusOptions, load_corpus
 from harness.models import embedding_rows, locked_dropout
 from harness.search import parse_study
 from harness.search._trial import suggest
-from harness.training import Budget, TrainConfig, Trainer, eval_fractions, train
+from harness.training import Budget, Evaluations, TrainConfig, Trainer, eval_fractions, train
 
 SMALL = dict(embedding_dim=16, hidden_dim=32, seq_len=16, batch_size=8, lr=3e-3)
 
@@ -156,11 +156,11 @@ def overfitting_corpus(tmp_path):
 def test_patience_stops_a_run_that_stopped_improving_and_charges_what_it_spent(tmp_path):
     corpus = overfitting_corpus(tmp_path)
     config = TrainConfig(model="mlp", embedding_dim=8, seq_len=16, batch_size=8, lr=1e-2)
-    full = train(config, corpus, Budget.parse("40k"), evals=10)
+    full = train(config, corpus, Budget.parse("40k"), evaluations=Evaluations(10))
     assert full.status == "completed" and len(full.curve) == 10
     losses = [p.loss for p in full.curve]
     assert min(losses) == losses[0]  # the text does overfit from the start
-    stopped = train(config, corpus, Budget.parse("40k"), evals=10, patience=2)
+    stopped = train(config, corpus, Budget.parse("40k"), evaluations=Evaluations(10, patience=2))
     assert stopped.status == "stopped_early"
     assert [p.index for p in stopped.curve] == [1, 2, 3]
     assert "after evaluation 1" in stopped.reason
@@ -177,7 +177,7 @@ def test_geometric_spacing_evaluates_early_and_ends_at_the_budget(small_corpus):
     assert geometric[0] == pytest.approx(0.01) and geometric[-1] == 1.0
     assert sum(f <= 0.1 for f in geometric) == 5 and sum(f <= 0.1 for f in even) == 1
     result = train(TrainConfig(model="mlp", embedding_dim=8, seq_len=16, batch_size=8), small_corpus,
-                   Budget.parse("50k"), evals=5, eval_spacing="geometric")
+                   Budget.parse("50k"), evaluations=Evaluations(5, "geometric"))
     fractions = [p.chars / 50_000 for p in result.curve]
     for seen, due in zip(fractions, eval_fractions(5, "geometric"), strict=True):
         assert due <= seen < due + 0.01, (fractions, due)

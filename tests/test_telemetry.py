@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness.measure import Telemetry, TelemetryWarning, percentile
-from harness.training import Budget, TrainConfig, train
+from harness.training import Budget, Evaluations, Observers, TrainConfig, train
 
 
 def not_supported():
@@ -151,7 +151,7 @@ def test_sampler_thread_stops_when_the_trial_raises():
 def test_cpu_path_on_this_machine_agrees_with_the_trainer(small_corpus):
     config = TrainConfig(model="lstm", embedding_dim=32, hidden_dim=96, layers=1, dropout=0.0, seq_len=32, batch_size=16)
     with Telemetry(torch.device("cpu"), rate_hz=10) as tel:
-        result = train(config, small_corpus, Budget.parse("1.5s"), evals=2, telemetry=tel)
+        result = train(config, small_corpus, Budget.parse("1.5s"), evaluations=Evaluations(2), observers=Observers(telemetry=tel))
     summary = tel.summary(chars=result.train_chars)
     assert summary["telemetry_source"] == "cpu" and summary["energy_j"] is None
     assert summary["device_seconds"] == pytest.approx(result.device_seconds, rel=0.05)

@@ -8,14 +8,23 @@ import torch
 
 from harness.common import HarnessError
 from harness.models import build_model, family_names
-from harness.training import Budget, TrainConfig, Trainer, evaluate, load_checkpoint, train
+from harness.training import (
+    Budget,
+    Evaluations,
+    Observers,
+    TrainConfig,
+    Trainer,
+    evaluate,
+    load_checkpoint,
+    train,
+)
 
 TINY = dict(embedding_dim=32, hidden_dim=64, layers=2, dropout=0.1, seq_len=32, batch_size=16, lr=3e-3)
 
 
 @pytest.mark.parametrize("family", family_names())
 def test_every_family_beats_the_unigram_model(small_corpus, family, tmp_path):
-    result = train(TrainConfig(model=family, **TINY), small_corpus, Budget.parse("120k"), out_dir=tmp_path, evals=2)
+    result = train(TrainConfig(model=family, **TINY), small_corpus, Budget.parse("120k"), out_dir=tmp_path, evaluations=Evaluations(2))
     assert result.status == "completed"
     assert result.best.bpc < small_corpus.unigram_entropy_bits() - 0.3, (family, result.best.bpc)
     assert result.train_chars >= 120_000
@@ -53,15 +62,15 @@ def test_evaluation_equals_slow_reference(small_corpus, family):
 
 def test_deterministic_on_cpu(small_corpus):
     config = TrainConfig(model="lstm", **TINY)
-    a = train(config, small_corpus, Budget.parse("20k"), evals=2)
-    b = train(config, small_corpus, Budget.parse("20k"), evals=2)
+    a = train(config, small_corpus, Budget.parse("20k"), evaluations=Evaluations(2))
+    b = train(config, small_corpus, Budget.parse("20k"), evaluations=Evaluations(2))
     assert [p.loss for p in a.curve] == [p.loss for p in b.curve]
-    c = train(TrainConfig(model="lstm", **{**TINY, "dropout": 0.1}, seed=7), small_corpus, Budget.parse("20k"), evals=2)
+    c = train(TrainConfig(model="lstm", **{**TINY, "dropout": 0.1}, seed=7), small_corpus, Budget.parse("20k"), evaluations=Evaluations(2))
     assert [p.loss for p in c.curve] != [p.loss for p in a.curve]
 
 
 def test_best_checkpoint_is_the_best_point_and_loads_safely(small_corpus, tmp_path):
-    result = train(TrainConfig(model="gru", **TINY), small_corpus, Budget.parse("30k"), out_dir=tmp_path, evals=3)
+    result = train(TrainConfig(model="gru", **TINY), small_corpus, Budget.parse("30k"), out_dir=tmp_path, evaluations=Evaluations(3))
     ckpt = load_checkpoint(result.checkpoint)
     assert ckpt.meta["best"]["step"] == result.best.step
     assert ckpt.config.model == "gru"
@@ -108,14 +117,14 @@ def test_eval_callback_can_stop_the_run(small_corpus):
         seen.append(point.index)
         return point.index == 2
 
-    result = train(TrainConfig(model="mlp", **TINY), small_corpus, Budget.parse("100k"), evals=5, on_eval=on_eval)
+    result = train(TrainConfig(model="mlp", **TINY), small_corpus, Budget.parse("100k"), evaluations=Evaluations(5), observers=Observers(on_eval=on_eval))
     assert result.status == "pruned"
     assert seen == [1, 2]
     assert result.train_chars < 100_000
 
 
 def test_seconds_budget_counts_synchronized_training_time(small_corpus):
-    result = train(TrainConfig(model="mlp", **TINY), small_corpus, Budget.parse("1.5s"), evals=3)
+    result = train(TrainConfig(model="mlp", **TINY), small_corpus, Budget.parse("1.5s"), evaluations=Evaluations(3))
     assert 1.5 <= result.train_seconds < 2.0
     assert result.device_seconds == pytest.approx(result.train_seconds + result.eval_seconds)
     assert result.summary()["train_chars_per_s"] == pytest.approx(result.train_chars / result.train_seconds)
@@ -153,7 +162,7 @@ def test_warm_up_is_untimed_and_leaves_the_trained_run_unchanged(small_corpus, f
     config = TrainConfig(model=family, **TINY)
     runs = []
     for warmup in (True, False):
-        trainer = Trainer(config, small_corpus, Budget.parse("10k"), torch.device("cpu"), evals=1, warmup=warmup)
+        trainer = Trainer(config, small_corpus, Budget.parse("10k"), torch.device("cpu"), evaluations=Evaluations(1), warmup=warmup)
         runs.append(trainer.run())
     warm, cold = runs
     assert warm.warmup_seconds > 0 and cold.warmup_seconds == 0
@@ -180,16 +189,16 @@ def test_learning_rate_schedules_are_tied_to_the_budget():
 @pytest.mark.parametrize("budget", ["20k", "1.5s"])
 def test_the_trainer_follows_the_schedule_to_the_end_of_the_budget(small_corpus, budget):
     config = TrainConfig(lr_schedule="wsd", lr_warmup=0.1, lr_decay=0.5, lr_min_ratio=0.0, **TINY)
-    trainer = Trainer(config, small_corpus, Budget.parse(budget), torch.device("cpu"), evals=4, share_device=False)
+    trainer = Trainer(config, small_corpus, Budget.parse(budget), torch.device("cpu"), evaluations=Evaluations(4), share_device=False)
     seen = []
-    trainer.on_progress = lambda p: seen.append((p.fraction, trainer.optimizer.param_groups[0]["lr"]))
+    trainer.observers.on_progress = lambda p: seen.append((p.fraction, trainer.optimizer.param_groups[0]["lr"]))
     trainer.run()
     assert any(lr == config.lr for f, lr in seen if 0.15 < f < 0.45)  # holding the peak
     assert all(lr < config.lr for f, lr in seen if f > 0.6)  # decaying
     # well into its decay when the budget ran out (the rate is set as each step starts: on a loaded machine
     # a 1.5-s budget's last step can start a good way before the end, so not "nearly 0")
     assert trainer.optimizer.param_groups[0]["lr"] < 0.5 * config.lr
-    flat = Trainer(TrainConfig(**TINY), small_corpus, Budget.parse(budget), torch.device("cpu"), evals=2,
+    flat = Trainer(TrainConfig(**TINY), small_corpus, Budget.parse(budget), torch.device("cpu"), evaluations=Evaluations(2),
                    share_device=False)
     flat.run()
     assert flat.optimizer.param_groups[0]["lr"] == TINY["lr"]
@@ -201,6 +210,6 @@ def test_wsd_without_warm_up_is_the_constant_rate_until_its_decay(small_corpus):
     runs = {}
     for schedule in ("constant", "wsd"):
         config = TrainConfig(lr_schedule=schedule, lr_decay=0.25, **TINY)
-        runs[schedule] = train(config, small_corpus, budget, "cpu", evals=4, share_device=False).curve
+        runs[schedule] = train(config, small_corpus, budget, "cpu", evaluations=Evaluations(4), share_device=False).curve
     assert [p.loss for p in runs["wsd"][:3]] == [p.loss for p in runs["constant"][:3]]
     assert runs["wsd"][3].loss != runs["constant"][3].loss  # the last quarter decayed

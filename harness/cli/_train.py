@@ -18,6 +18,8 @@ from harness.training import (
     LR_SCHEDULES,
     PRECISION_MODES,
     Budget,
+    Evaluations,
+    Observers,
     Start,
     TrainConfig,
     normalize_precision,
@@ -172,10 +174,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                       args.precision if args.precision in ("fp32", "bf16", "fp16") else "bf16")
     try:
         with telemetry:
-            result = train(config, corpus, budget, device, out_dir=out, evals=args.evals,
-                           eval_spacing=args.eval_spacing, patience=args.patience,
+            result = train(config, corpus, budget, device, out_dir=out,
+                           evaluations=Evaluations(args.evals, args.eval_spacing, args.patience),
                            precision=normalize_precision(args.precision),
-                           on_eval=on_eval, on_progress=on_progress, telemetry=telemetry,
+                           observers=Observers(on_eval=on_eval, on_progress=on_progress, telemetry=telemetry),
                            start=Start(phases=list(replay.phases)) if replay else None)
     except KeyboardInterrupt:
         line.close()

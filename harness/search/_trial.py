@@ -38,6 +38,8 @@ from harness.search._pbt import Segment
 from harness.search._spec import StudySpec
 from harness.training import (
     Budget,
+    Evaluations,
+    Observers,
     Start,
     TrainConfig,
     Trainer,
@@ -218,10 +220,10 @@ class TrialRunner:
 
         clock = time.perf_counter()
         with Telemetry(self.device) as telemetry:
-            trainer = Trainer(config, self.corpus, budget, self.device, out_dir=trial_dir, evals=spec.evals,
-                              eval_spacing=spec.eval_spacing, patience=spec.patience,
-                              precision=spec.precision, on_eval=on_eval, on_progress=on_progress,
-                              telemetry=telemetry, start=start)
+            trainer = Trainer(config, self.corpus, budget, self.device, out_dir=trial_dir, precision=spec.precision,
+                              evaluations=Evaluations(spec.evals, spec.eval_spacing, spec.patience),
+                              observers=Observers(on_eval=on_eval, on_progress=on_progress, telemetry=telemetry),
+                              start=start)
             if self.hook is not None:
                 self.hook(trial.number, trainer)
             setup = time.perf_counter() - clock

@@ -9,6 +9,7 @@ from harness.training._config import (
     EVAL_SPACINGS,
     LR_SCHEDULES,
     Budget,
+    Evaluations,
     TrainConfig,
     eval_fractions,
     parse_duration,
@@ -41,6 +42,7 @@ from harness.training._record import (
 from harness.training._result import EvalPoint, Progress, TrainResult
 from harness.training._trainer import (
     WARMUP_STEPS,
+    Observers,
     Trainer,
     train,
 )
@@ -55,7 +57,9 @@ __all__ = [
     "Budget",
     "Checkpoint",
     "EvalPoint",
+    "Evaluations",
     "GenerateSpec",
+    "Observers",
     "Precision",
     "Progress",
     "Start",

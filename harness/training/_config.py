@@ -169,6 +169,32 @@ def eval_fractions(evals: int, spacing: str = "even") -> list[float]:
     return [first ** ((evals - k) / (evals - 1)) for k in range(1, evals + 1)]
 
 
+@dataclass(frozen=True)
+class Evaluations:
+    """When a run looks at held-out text and when it gives up: `count` evaluations at `spacing`
+    (eval_fractions), and `patience` evaluations without a better figure before it stops (0: never)."""
+
+    count: int = 10
+    spacing: str = "even"
+    patience: int = 0
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise HarnessError(f"evals is a number of evaluations, at least 1, got {self.count}")
+        if self.patience < 0:
+            raise HarnessError(f"patience is a number of evaluations without improvement (0: off), "
+                               f"got {self.patience}")
+        eval_fractions(self.count, self.spacing)  # refuses an unknown spacing by name
+
+    @property
+    def at(self) -> list[float]:
+        return eval_fractions(self.count, self.spacing)
+
+    def patience_spent(self, index: int, best_index: int) -> bool:
+        """Whether evaluation `index` ends the run for want of progress (never at the last: it is already paid)."""
+        return bool(self.patience) and index < self.count and index - best_index >= self.patience
+
+
 _UNITS = {
     "s": ("seconds", 1.0), "sec": ("seconds", 1.0), "m": ("seconds", 60.0), "min": ("seconds", 60.0),
     "h": ("seconds", 3600.0), "tok": ("tokens", 1.0), "tokens": ("tokens", 1.0), "chars": ("tokens", 1.0),

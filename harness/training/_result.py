@@ -1,4 +1,5 @@
-"""What a run did: its evaluation points, its progress reports, and its result (the record `result.json` holds).
+"""What a run did and who hears of it: its evaluation points, its progress reports, its result (the record
+`result.json` holds) and the observers that receive them.
 
 Figures and what they measure:
 - `train_seconds`: synchronized time spent in training steps (evaluation excluded), counted as
@@ -15,9 +16,11 @@ Figures and what they measure:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from harness.common import bits_per_char, perplexity
+from harness.measure import Telemetry
 
 
 @dataclass
@@ -139,3 +142,14 @@ class TrainResult:
             "precision": self.precision,
             "eval_context": self.eval_context,
         }
+
+
+@dataclass
+class Observers:
+    """Who watches a run, and the one who may stop it: `on_eval` hears each evaluation and returns True
+    to stop (a sweep's pruner), `on_progress` hears the figures at each sync, `telemetry` gets the
+    training and evaluation windows marked."""
+
+    on_eval: Callable[[EvalPoint], bool | None] | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    telemetry: Telemetry | None = None

@@ -20,23 +20,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from harness.common import HarnessError
 from harness.data import Corpus
 from harness.measure import Occupancy, ShareClock, fingerprint, synced_clock, synchronize
 from harness.models import CharModel, carries_state, count_params, detach_state
 from harness.training._checkpoint import save_checkpoint, to_cpu
-from harness.training._config import Budget, TrainConfig, eval_fractions
+from harness.training._config import Budget, Evaluations, TrainConfig
 from harness.training._continuation import Start, apply_rates, continue_run
 from harness.training._evaluation import EVAL_CHUNK, EVAL_STREAMS, context_note, evaluate
 from harness.training._precision import resolve_precision
-from harness.training._result import EvalPoint, Progress, TrainResult
+from harness.training._result import EvalPoint, Observers, Progress, TrainResult
 
 SYNC_INTERVAL_S = 0.25
 WARMUP_STEPS = 3  # untimed steps before the clock starts, undone afterwards
@@ -68,11 +66,9 @@ class Trainer:
     """Holds a run's state so that the loop below stays a loop; `run()` is the whole algorithm."""
 
     def __init__(self, config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device, *,
-                 out_dir: Path | None = None, evals: int = 10, eval_spacing: str = "even", patience: int = 0,
-                 precision: str = "auto",
-                 on_eval: Callable[[EvalPoint], bool | None] | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, telemetry=None, warmup: bool | None = None,
-                 share_device: bool = True, start: Start | None = None):
+                 out_dir: Path | None = None, evaluations: Evaluations | None = None, precision: str = "auto",
+                 observers: Observers | None = None, warmup: bool | None = None, share_device: bool = True,
+                 start: Start | None = None):
         self.config = config.validate()
         # Warm-up pays off where first calls are slow (CUDA: handles, lazy kernel loading, allocator
         # growth). On the CPU there is no first-trial penalty to remove (measured: docs/measurements.md),
@@ -81,13 +77,11 @@ class Trainer:
         self.occupancy = Occupancy(device) if share_device else None
         self.train_clock, self.eval_clock = ShareClock(self.occupancy), ShareClock(self.occupancy)
         corpus.check_fits(config.seq_len, config.batch_size)
-        self.budget, self.device, self.evals = budget, device, max(1, evals)
-        self.eval_at = eval_fractions(self.evals, eval_spacing)
-        if patience < 0:
-            raise HarnessError(f"patience is a number of evaluations without improvement (0: off), got {patience}")
-        self.patience = patience
+        self.budget, self.device = budget, device
+        self.evaluations = evaluations or Evaluations()
+        self.eval_at = self.evaluations.at
+        self.observers = observers or Observers()
         self.out_dir = Path(out_dir) if out_dir else None
-        self.on_eval, self.on_progress, self.telemetry = on_eval, on_progress, telemetry
         self.vocab = corpus.vocab
         self.corpus_info = corpus.describe()
 
@@ -139,12 +133,12 @@ class Trainer:
         return r.train_chars / (self.budget.amount * self.epoch_chars)
 
     def window(self, name: str):
-        return self.telemetry.window(name) if self.telemetry is not None else nullcontext()
+        return self.observers.telemetry.window(name) if self.observers.telemetry is not None else nullcontext()
 
     def begin_training(self) -> float:
         """Start a training segment: telemetry's window and the trainer's clock open at the same sync."""
-        if self.telemetry is not None:
-            self.telemetry.begin("training")
+        if self.observers.telemetry is not None:
+            self.observers.telemetry.begin("training")
         now = synced_clock(self.device)
         self.train_clock.start(now)
         return now
@@ -156,8 +150,8 @@ class Trainer:
         self.result.train_wall_seconds = self.train_clock.wall
 
     def end_training(self) -> None:
-        if self.telemetry is not None:
-            self.telemetry.end("training")
+        if self.observers.telemetry is not None:
+            self.observers.telemetry.end("training")
 
     def make_optimizer(self, model: CharModel) -> torch.optim.Optimizer:
         """Adam (weight decay as L2, the course recipe) for the stateful families; AdamW with decay on
@@ -357,32 +351,36 @@ class Trainer:
         if not math.isfinite(point.loss):
             r.status, r.reason = "diverged", f"validation loss became {point.loss} at step {r.steps}"
             return True
-        if self.on_eval is not None and self.on_eval(point):
+        if self.observers.on_eval is not None and self.observers.on_eval(point):
             r.status, r.reason = "pruned", f"stopped by the evaluation callback at evaluation {index} (step {r.steps})"
             return True
-        if self.patience and index < self.evals and index - r.best.index >= self.patience:
+        plan = self.evaluations
+        if plan.patience_spent(index, r.best.index):
             r.status = "stopped_early"
-            r.reason = (f"held-out bpc did not improve in {self.patience} evaluation(s) after evaluation "
-                        f"{r.best.index} ({r.best.bpc:.4f}); stopped at evaluation {index} of {self.evals}")
+            r.reason = (f"held-out bpc did not improve in {plan.patience} evaluation(s) after evaluation "
+                        f"{r.best.index} ({r.best.bpc:.4f}); stopped at evaluation {index} of {plan.count}")
             return True
         return False
 
     def report_progress(self, loss: float) -> None:
-        if self.on_progress is None:
+        if self.observers.on_progress is None:
             return
         r = self.result
         fraction = min(1.0, self.fraction_done())
         rate = r.train_chars_per_s
         eta = r.train_seconds * (1 - fraction) / fraction if fraction > 0 else float("inf")
         last = r.curve[-1].bpc if r.curve else None
-        self.on_progress(Progress(r.steps, r.train_chars, loss, rate, fraction, r.train_seconds, eta, last))
+        self.observers.on_progress(Progress(r.steps, r.train_chars, loss, rate, fraction, r.train_seconds, eta, last))
 
 
-def train(config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device | str = "cpu",
-          **options) -> TrainResult:
-    """Train one configuration under one budget; see `Trainer` for the options."""
+def train(config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device | str = "cpu", *,
+          out_dir: Path | None = None, evaluations: Evaluations | None = None, precision: str = "auto",
+          observers: Observers | None = None, warmup: bool | None = None, share_device: bool = True,
+          start: Start | None = None) -> TrainResult:
+    """Train one configuration under one budget: `Trainer(...).run()` with the device read to the end."""
     device = torch.device(device)
-    trainer = Trainer(config, corpus, budget, device, **options)
+    trainer = Trainer(config, corpus, budget, device, out_dir=out_dir, evaluations=evaluations, precision=precision,
+                      observers=observers, warmup=warmup, share_device=share_device, start=start)
     result = trainer.run()
     synchronize(device)
     return result
