@@ -27,6 +27,7 @@ _EXPORTS = {
     "build_report": "harness._api", "confirm": "harness._api", "forecast": "harness._api", "replay": "harness._api",
     # one configuration: train, evaluate, generate
     "TrainConfig": "harness.training", "Budget": "harness.training", "train": "harness.training",
+    "Evaluations": "harness.training", "Observers": "harness.training",
     "load_checkpoint": "harness.training", "evaluate_checkpoint": "harness.training",
     "generate_and_score": "harness.training", "load_corpus": "harness.data", "CorpusOptions": "harness.data",
     # model families
@@ -40,8 +41,10 @@ __all__ = [  # the same names as _EXPORTS (tests/test_api.py checks)
     "Budget",
     "CharModel",
     "CorpusOptions",
+    "Evaluations",
     "Family",
     "HarnessError",
+    "Observers",
     "StudySpec",
     "SweepOutcome",
     "TrainConfig",
@@ -85,6 +88,8 @@ if TYPE_CHECKING:
     from harness.search import StudySpec, SweepOutcome, load_study, parse_study
     from harness.training import (
         Budget,
+        Evaluations,
+        Observers,
         TrainConfig,
         evaluate_checkpoint,
         generate_and_score,
