@@ -41,7 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from contextlib import redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -79,6 +81,36 @@ SIZES = {
                  long_s=300, schedule_s=(60, 120), schedule_lrs=(3e-3,), telemetry_rounds=8, telemetry_chars="300k",
                  demo_trials=12, long_trial="300s", family_s=20, gpu_trial="8s", gpt_chars=1_536_000, gpt_rounds=3),
 }
+
+
+class PlainResidualLayer(models.ResidualRNNLayer):
+    """The residual recurrence as it ran before ResidualScan (before 2026-11-29): plain autograd, one op a step."""
+
+    def forward(self, x, h):
+        return models.residual_scan_reference(self.w_in(x), h, self.w_rec.weight)
+
+
+class PlainResidualRNN(models.ResidualRNN):
+    family = "residual_rnn_plain"
+    layer_type = PlainResidualLayer
+
+
+# The "before" side of the ResidualScan measurement, as a family of its own (the public extension point)
+# rather than a patch of the library's layer: the measured model is built the way every model is.
+PLAIN_RESIDUAL = replace(models.get_family("residual_rnn"), name="residual_rnn_plain", build=PlainResidualRNN,
+                         description="residual tanh RNN, the recurrence in plain autograd (bench only)")
+
+
+def toml_text(table: dict, prefix: str = "") -> str:
+    """A study read with tomllib, written back: scalars and arrays first, then each sub-table under its header."""
+    import json
+
+    lines = [f"{key} = {json.dumps(value)}" for key, value in table.items() if not isinstance(value, dict)]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            name = f"{prefix}{key}"
+            lines += ["", f"[{name}]", toml_text(value, f"{name}.")]
+    return "\n".join(lines)
 
 
 class Bench:
@@ -260,11 +292,10 @@ class Bench:
                               extra=["--trials", str(s["demo_trials"])])
             self.show_overhead(f"demo study (builtin:pydoc, {s['demo_trials']} trials x 12 s)", demo, 0.15)
             long_file = Path(tmp) / "long.toml"
-            text = (ROOT / "studies" / "demo.toml").read_text()
-            text = text.replace('name = "demo"', 'name = "long"').replace("trials = 12", "trials = 1")
-            text = text.replace('per_trial = "12s"', f'per_trial = "{s["long_trial"]}"')
-            text = text.replace("evals = 4", "evals = 10")
-            long_file.write_text(text)
+            study = tomllib.loads((ROOT / "studies" / "demo.toml").read_text())
+            study["study"].update(name="long", trials=1)
+            study["budget"].update(per_trial=s["long_trial"], evals=10)
+            long_file.write_text(toml_text(study))
             long = self.sweep(long_file, Path(tmp) / "long", corpus=self.corpus_spec)
             self.show_overhead(f"one {s['long_trial']} trial on {self.corpus.name} (10 evaluations)", long, 0.05)
 
@@ -330,13 +361,8 @@ class Bench:
         # bf16 ResidualScan against it would compare precisions, not implementations.
         residual = TrainConfig(model="residual_rnn", lr_schedule="constant")
         scan_rate = self.run_harness(residual, s["family_s"], precision="fp32").train_chars_per_s
-        scan = models.ResidualRNNLayer.forward
-        models.ResidualRNNLayer.forward = lambda layer, x, h: models.residual_scan_reference(
-            layer.w_in(x), h, layer.w_rec.weight)
-        try:
-            plain = self.run_harness(residual, s["family_s"], precision="fp32")
-        finally:
-            models.ResidualRNNLayer.forward = scan
+        models.register_family(PLAIN_RESIDUAL, replace=True)
+        plain = self.run_harness(replace(residual, model=PLAIN_RESIDUAL.name), s["family_s"], precision="fp32")
         speedup = scan_rate / plain.train_chars_per_s
         print(f"residual RNN, both fp32: ResidualScan {scan_rate:,.0f} chars/s, plain autograd (before) "
               f"{plain.train_chars_per_s:,.0f} chars/s; ResidualScan is {speedup:.2f}x that")

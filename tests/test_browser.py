@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from report_helpers import make_study
+from sweep_helpers import harness_cli
 
 from harness.report import build_report
 
@@ -87,11 +86,9 @@ def test_the_demo_studys_report_fits_the_window_at_1280_and_1920(browser, tmp_pa
     study = tmp_path / "demo.toml"
     text = (ROOT / "studies" / "demo.toml").read_text()
     study.write_text(text.replace('per_trial = "12s"', 'per_trial = "10k"').replace("trials = 12", "trials = 3"))
-    run = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r")],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    run = harness_cli("sweep", study, "--results", tmp_path / "r", timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
-    report = subprocess.run([sys.executable, "-m", "harness", "report", str(tmp_path / "r"), "--format", "png"],
-                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    report = harness_cli("report", tmp_path / "r", "--format", "png", timeout=600, cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     page = next((tmp_path / "r").rglob("report.html"))
     for width in (1280, 1920):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sweep_helpers import load
+from sweep_helpers import harness_cli, load
 
 from harness.common import HarnessError
 from harness.measure import Telemetry, cost_summary
@@ -136,8 +136,7 @@ choices = [{families}]
 [generate]
 enabled = false
 """)
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=180)
+    proc = harness_cli("sweep", study, "--results", tmp_path / "r", timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(tmp_path / "r", "families").get_trials()
     assert sorted(t.params["model"] for t in trials) == sorted(family_names())
@@ -241,8 +240,7 @@ def test_a_real_out_of_memory_is_isolated_and_its_memory_released(tmp_path, smal
     corpus = tmp_path / "long.txt"
     corpus.write_text(text)
     study = _huge_study(tmp_path / "huge.toml", corpus)
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=180)
+    proc = harness_cli("sweep", study, "--results", tmp_path / "r", timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(tmp_path / "r", "huge").get_trials()
     assert len(trials) == 2
@@ -281,8 +279,7 @@ enabled = false
 """)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0])
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r"),
-                           "--workers", "2"], capture_output=True, text=True, timeout=180, env=env)
+    proc = harness_cli("sweep", study, "--results", tmp_path / "r", "--workers", "2", timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 workers share 1 GPU" in proc.stderr
     trials = load(tmp_path / "r", "two").get_trials()
@@ -325,8 +322,7 @@ choices = [0.0]
 [generate]
 enabled = false
 """)
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)
+    proc = harness_cli("sweep", study, "--results", tmp_path / "r", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rates = [t.user_attrs["train_chars_per_s"] for t in load(tmp_path / "r", "warm").get_trials()]
     others = sorted(rates[1:])

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from sweep_helpers import load, sweep_proc, wait_for, write_study
+from sweep_helpers import harness_cli, load, sweep_proc, wait_for, write_study
 
 from harness.cli import main
 from harness.common import HarnessError, interrupts
@@ -35,8 +35,7 @@ NO_GEN = "[generate]\nenabled = false\n"
 
 
 def _sweep(study_file: Path, results: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results),
-                           *extra], capture_output=True, text=True, timeout=300, **kwargs)
+    return harness_cli("sweep", study_file, "--results", results, *extra, timeout=300, **kwargs)
 
 
 def _counted(trials) -> int:
@@ -234,8 +233,7 @@ def test_sigterm_then_ctrl_c_on_the_retry_still_runs_the_configuration(tmp_path,
     assert trials[2].params == trials[0].params and _counted(trials) == 1
     curve = trials[2].user_attrs["curve"]
     assert [p["index"] for p in curve] == list(range(1, len(curve) + 1))  # not the dead trials' curve continued
-    status = subprocess.run([sys.executable, "-m", "harness", "status", str(results)], capture_output=True,
-                            text=True, timeout=120)
+    status = harness_cli("status", results, timeout=120)
     assert "retry of #1" in status.stdout and "retried as #2" in status.stdout
 
 

@@ -7,12 +7,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 
 import pytest
 from optuna.trial import TrialState
-from sweep_helpers import load, write_study
+from sweep_helpers import harness_cli, load, write_study
 
 
 def _pg_bin(name: str) -> str | None:
@@ -57,8 +56,8 @@ def postgres_url():
 def test_two_workers_on_postgresql_run_each_planned_trial_once(tmp_path, small_text_file, postgres_url):
     study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg", trials=6, pruner="none")
     results = tmp_path / "res"
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results),
-                           "--storage", postgres_url, "--workers", "2"], capture_output=True, text=True, timeout=600)
+    proc = harness_cli("sweep", study_file, "--results", results, "--storage", postgres_url, "--workers", "2",
+                       timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(results, "pg", postgres_url).get_trials()
     assert len(trials) == 6
@@ -66,15 +65,13 @@ def test_two_workers_on_postgresql_run_each_planned_trial_once(tmp_path, small_t
     assert len({t.user_attrs["fingerprint"]["pid"] for t in trials}) == 2
     assert not (results / "study.journal").exists()  # everything went to the database
 
-    status = subprocess.run([sys.executable, "-m", "harness", "status", str(study_file), "--results",
-                             str(results), "--storage", postgres_url], capture_output=True, text=True, timeout=120)
+    status = harness_cli("status", study_file, "--results", results, "--storage", postgres_url, timeout=120)
     assert status.returncode == 0 and "6 complete" in status.stdout
 
 
 def _sweep_storage(tmp_path, small_text_file, url: str) -> subprocess.CompletedProcess:
     study_file = write_study(tmp_path / "pg.toml", small_text_file, name="pg")
-    return subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--storage", url,
-                           "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    return harness_cli("sweep", study_file, "--storage", url, "--results", tmp_path / "r", timeout=120)
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path, small_text_file):
@@ -104,8 +101,7 @@ def test_the_postgres_scheme_means_psycopg3():
 
 def _harness(*args: str, host: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, HARNESS_HOST=host)
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return harness_cli(*args, timeout=timeout, env=env)
 
 
 def test_two_hosts_share_one_study_and_each_reports_it_whole(tmp_path, small_text_file, postgres_url):

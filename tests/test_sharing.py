@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from sweep_helpers import load
+from sweep_helpers import harness_cli, load
 
 from harness.measure import Occupancy, ShareClock
 
@@ -72,8 +72,7 @@ def test_one_and_two_workers_spend_the_same_fair_share_of_the_device(tmp_path, s
     figures = {}
     for workers in (1, 2):
         results = tmp_path / f"r{workers}"
-        proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study), "--results", str(results),
-                               "--workers", str(workers)], capture_output=True, text=True, timeout=300)
+        proc = harness_cli("sweep", study, "--results", results, "--workers", workers, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         figures[workers] = [t.user_attrs for t in load(results, "share").get_trials()]
         if workers == 2:

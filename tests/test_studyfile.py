@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from sweep_helpers import harness_cli
 
 from harness.common import HarnessError
 from harness.search import load_study
@@ -99,14 +98,12 @@ def test_shipped_studies_are_valid(name):
 def test_cli_bad_study_exits_2_and_writes_nothing(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[study]\ntrials = 0\n")
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(path), "--results", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)
+    proc = harness_cli("sweep", path, "--results", tmp_path / "r", timeout=120)
     assert proc.returncode == 2
     assert f"{path}: [study] trials: must be at least 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
-    missing = subprocess.run([sys.executable, "-m", "harness", "sweep", str(tmp_path / "none.toml")],
-                             capture_output=True, text=True, timeout=120)
+    missing = harness_cli("sweep", tmp_path / "none.toml", timeout=120)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
@@ -124,7 +121,7 @@ def test_status_and_report_of_a_study_never_run(tmp_path, capsys):
 def test_bad_corpus_with_workers_stops_before_any_worker(tmp_path):
     path = tmp_path / "ok.toml"
     path.write_text(GOOD.replace('name = "ok"', 'name = "ok"\ncorpus = "missing.txt"'))
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(path), "--workers", "2", "--results",
-                           str(tmp_path / "r")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = harness_cli("sweep", path, "--workers", "2", "--results", tmp_path / "r", timeout=120,
+                       cwd=tmp_path)
     assert proc.returncode == 2 and "'missing.txt' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()

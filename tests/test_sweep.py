@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from faults import fault_env
 from optuna.trial import TrialState
-from sweep_helpers import has_heartbeat, load, sweep_proc, wait_for, write_study
+from sweep_helpers import harness_cli, has_heartbeat, load, sweep_proc, wait_for, write_study
 
 from harness.cli import main
 
@@ -71,8 +69,7 @@ def test_injected_oom_nan_and_error_are_recorded_and_the_sweep_goes_on(tmp_path,
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=5, pruner="none")
     results = tmp_path / "res"
     env = fault_env("oom@1,nan@2,error@3")
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = harness_cli("sweep", study_file, "--results", results, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(results).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED,
@@ -91,8 +88,7 @@ def test_too_many_consecutive_failures_stop_with_a_message(tmp_path, small_text_
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=6,
                              extra="max_consecutive_failures = 2")
     env = fault_env("error@0,error@1")
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results",
-                           str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=300)
+    proc = harness_cli("sweep", study_file, "--results", tmp_path / "r", timeout=300, env=env)
     assert proc.returncode == 3
     assert "2 trials failed in a row" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -161,8 +157,7 @@ def test_sigkill_mid_trial_is_failed_and_retried_once(tmp_path, small_text_file)
 def test_two_workers_on_one_journal_run_each_planned_trial_once(tmp_path, small_text_file):
     study_file = write_study(tmp_path / "tiny.toml", small_text_file, trials=6, pruner="none")
     results = tmp_path / "res"
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results),
-                           "--workers", "2"], capture_output=True, text=True, timeout=600)
+    proc = harness_cli("sweep", study_file, "--results", results, "--workers", "2", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(results).get_trials()
     assert len(trials) == 6
@@ -226,8 +221,7 @@ def test_pareto_study_records_two_objectives_and_survives_faults(tmp_path, small
                              extra='second_objective = "device_seconds"')
     results = tmp_path / "res"
     env = fault_env("oom@1,nan@2")
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(study_file), "--results", str(results)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = harness_cli("sweep", study_file, "--results", results, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     study = load(results)
     assert len(study.directions) == 2

@@ -103,13 +103,14 @@ class ResidualScan(torch.autograd.Function):
 
 class ResidualRNN(CharModel):
     family = "residual_rnn"
+    layer_type: type[ResidualRNNLayer] = ResidualRNNLayer  # a subclass swaps the recurrence, not the stack
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, layers: int, dropout: float):
         super().__init__()
         self.hidden_dim = hidden_dim
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.layers = nn.ModuleList(
-            ResidualRNNLayer(embedding_dim if i == 0 else hidden_dim, hidden_dim) for i in range(layers)
+            self.layer_type(embedding_dim if i == 0 else hidden_dim, hidden_dim) for i in range(layers)
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_dim, vocab_size)
