@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from harness.data import Corpus
 from harness.measure import Occupancy, ShareClock, fingerprint, synced_clock, synchronize
 from harness.models import CharModel, carries_state, count_params, detach_state
+from harness.training._batches import chars_per_epoch, epoch_chunks, make_optimizer, random_windows
 from harness.training._checkpoint import save_checkpoint, to_cpu
 from harness.training._config import Budget, Evaluations, TrainConfig
 from harness.training._continuation import Start, apply_rates, continue_run
@@ -38,28 +39,6 @@ from harness.training._result import EvalPoint, Observers, Progress, TrainResult
 
 SYNC_INTERVAL_S = 0.25
 WARMUP_STEPS = 3  # untimed steps before the clock starts, undone afterwards
-
-
-def epoch_chunks(train: torch.Tensor, batch_size: int, seq_len: int, offset: int):
-    """Yield (inputs, targets) of shape (batch, <=seq_len): contiguous streams walked left to right."""
-    columns = (len(train) - offset) // batch_size
-    streams = train[offset : offset + columns * batch_size].view(batch_size, columns)
-    for start in range(0, columns - 1, seq_len):
-        end = min(start + seq_len, columns - 1)
-        yield streams[:, start:end], streams[:, start + 1 : end + 1]
-
-
-def random_windows(train: torch.Tensor, batch_size: int, seq_len: int, steps: int, generator: torch.Generator):
-    """Yield `steps` (inputs, targets) pairs of `batch_size` windows at uniformly random offsets."""
-    offsets = torch.arange(seq_len + 1, device=train.device)
-    for _ in range(steps):
-        starts = torch.randint(0, len(train) - seq_len, (batch_size, 1), device=train.device, generator=generator)
-        rows = train[starts + offsets]
-        yield rows[:, :-1], rows[:, 1:]
-
-
-def chars_per_epoch(n_train: int, batch_size: int) -> int:
-    return batch_size * (n_train // batch_size - 1)
 
 
 class Trainer:
@@ -92,7 +71,7 @@ class Trainer:
         self.train_data = corpus.train.to(device)
         self.val_data = corpus.val.to(device)
         self.model = config.build(len(corpus.vocab)).to(device)
-        self.optimizer = self.make_optimizer(self.model)
+        self.optimizer = make_optimizer(self.model, config, self.carries_state, device)
         self.start = start or Start()
         self.phases = sorted(self.start.phases, key=lambda phase: phase[0])  # consumed as the run passes them
         self.peak_lr = config.lr
@@ -152,25 +131,6 @@ class Trainer:
     def end_training(self) -> None:
         if self.observers.telemetry is not None:
             self.observers.telemetry.end("training")
-
-    def make_optimizer(self, model: CharModel) -> torch.optim.Optimizer:
-        """Adam (weight decay as L2, the course recipe) for the stateful families; AdamW with decay on
-        matrices only for a windowed one, where decaying norms, biases and embeddings only hurts, and
-        for a stateful one that asks for `decoupled_decay` (its `no_decay`: the biases).
-
-        AdamW is fused on the CPU too: its step takes 0.46 ms instead of 1.60 ms for nanoGPT's CPU model
-        (~4% of a training step on our 2-core CPU, docs/measurements.md); Adam keeps its CPU loop so
-        the recurrent families' figures stay exactly what they were."""
-        c = self.config
-        fused = self.device.type == "cuda"
-        if self.carries_state and not c.decoupled_decay:
-            return torch.optim.Adam(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2),
-                                    weight_decay=c.weight_decay, fused=fused)
-        exempt = model.no_decay() if hasattr(model, "no_decay") else set()
-        named = list(model.named_parameters())
-        groups = [{"params": [p for n, p in named if n not in exempt], "weight_decay": c.weight_decay},
-                  {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2), fused=self.device.type in ("cuda", "cpu"))
 
     def batches(self):
         """One epoch of (inputs, targets): contiguous streams for a stateful family, random windows otherwise."""
