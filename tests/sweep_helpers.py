@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -13,11 +14,15 @@ from harness.search import open_storage
 from harness.search._optuna import trial_id
 
 
-def harness_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m harness ARGS` as a user runs it: a process of its own, its output captured."""
+def harness_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+                preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """`python -m harness ARGS` as a user runs it: a process of its own, its output captured.
+
+    `preexec_fn` runs in the child before harness starts, which is how a test imposes a resource limit
+    (a full disk) on the harness alone and not on pytest.
+    """
     return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+                          cwd=cwd, env=env, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def write_study(path: Path, corpus: Path, *, name: str = "tiny", trials: int = 4, budget: str = "20k",
