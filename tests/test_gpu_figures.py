@@ -16,8 +16,8 @@ from harness.measure import _cost as cost
 from harness.measure import matmul_ceiling, uuid_candidates
 from harness.measure._nvml import PID_NAMESPACE_SOURCE
 from harness.measure._power import integrate, value_at
+from harness.search._preflight import check_energy
 from harness.search._sweep import placements
-from harness.search._worker import check_energy
 from harness.training._precision import probe
 
 
@@ -188,7 +188,7 @@ def test_fp32_turns_tf32_off_for_its_own_run_only():
 
 def test_every_trial_of_a_study_shares_one_ceiling_measured_before_the_first(tmp_path, monkeypatch):
     import harness
-    from harness.search._worker import CEILING_ATTR
+    from harness.search._preflight import CEILING_ATTR
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cost, "_CEILINGS", {})

@@ -14,22 +14,11 @@ import seaborn as sns
 
 from harness.common import HarnessError
 from harness.report._documents import page_for, write_documents
-from harness.report._families import (
-    best_per_family,
-    budget_sentence,
-    embeddings_figure,
-    family_by_budget,
-    family_frontiers,
-    family_points,
-    family_sentences,
-    gradient_profiles,
-)
+from harness.report._families import course_section, embeddings_figure
 from harness.report._figures import (
     fig_confirmed,
     fig_device_timeseries,
-    fig_family_frontiers,
     fig_frontier,
-    fig_gradflow,
     fig_importance,
     fig_learning_curves,
     fig_param_effects,
@@ -40,7 +29,6 @@ from harness.report._figures import (
 )
 from harness.report._frame import sampled_params, study_frame
 from harness.report._outlook import outlook_section
-from harness.report._page import Section
 from harness.report._paper import PaperLayoutWarning
 from harness.report._pbt import pbt_section
 from harness.report._remote import localize, remote_section
@@ -136,28 +124,6 @@ def draw_figures(study: optuna.Study, frame: pd.DataFrame, verdict, params: dict
     figures["text_metrics"] = fig_text_metrics(study, best_number, out, formats)
     figures["progress"] = fig_progress(frame, out, formats)
     return figures, notes
-
-
-def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path,
-                   formats: list[str]) -> tuple[Section | None, dict[str, list[Path]]]:
-    """Architectures at equal device-seconds, where the study sampled the model family; and its figures."""
-    done = frame[frame["state"] == "COMPLETE"]
-    if "model" not in done or done["model"].nunique() < 2:
-        return None, {}
-    best = best_per_family(frame)
-    profiles = gradient_profiles(best)
-    figures = {"families": fig_family_frontiers(family_frontiers(study, frame), out, formats)}
-    measured = [p for found in profiles.values() if isinstance(found, list) for p in found]
-    if measured:
-        figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
-    table = best.drop(columns=["checkpoint"])
-    by_budget = family_by_budget(family_points(study, frame))
-    answer = budget_sentence(by_budget, done.groupby("model").size().astype(int).to_dict())
-    return Section("Architectures at equal device-seconds",
-                   ([answer] if answer else []) + family_sentences(best, profiles),
-                   [("", table), ("Best held-out bpc within each budget, per family (the frontier read at "
-                                  "10/25/50/100% of a trial's device-seconds)", by_budget)],
-                   ["families", "gradflow"]), figures
 
 
 def pareto_meaningful(spec: dict) -> bool:

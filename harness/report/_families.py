@@ -17,12 +17,35 @@ import pandas as pd
 from harness.common import HarnessError, first_line
 from harness.diagnostics import checkpoint_profiles, embedding_matrix, project
 from harness.models import carries_state, is_recurrent
-from harness.report._figures import fig_embeddings
+from harness.report._figures import fig_embeddings, fig_family_frontiers, fig_gradflow
 from harness.report._frontier import best_for_budgets, default_budgets, eval_points, frontier
+from harness.report._page import Section
 from harness.training import load_checkpoint
 
 GRADFLOW_STEPS = 100
 GRADFLOW_SEQUENCES = 32
+
+
+def course_section(study: optuna.Study, frame: pd.DataFrame, out: Path,
+                   formats: list[str]) -> tuple[Section | None, dict[str, list[Path]]]:
+    """Architectures at equal device-seconds, where the study sampled the model family; and its figures."""
+    done = frame[frame["state"] == "COMPLETE"]
+    if "model" not in done or done["model"].nunique() < 2:
+        return None, {}
+    best = best_per_family(frame)
+    profiles = gradient_profiles(best)
+    figures = {"families": fig_family_frontiers(family_frontiers(study, frame), out, formats)}
+    measured = [p for found in profiles.values() if isinstance(found, list) for p in found]
+    if measured:
+        figures["gradflow"] = [fig_gradflow(measured, out / "gradflow.png")]
+    table = best.drop(columns=["checkpoint"])
+    by_budget = family_by_budget(family_points(study, frame))
+    answer = budget_sentence(by_budget, done.groupby("model").size().astype(int).to_dict())
+    return Section("Architectures at equal device-seconds",
+                   ([answer] if answer else []) + family_sentences(best, profiles),
+                   [("", table), ("Best held-out bpc within each budget, per family (the frontier read at "
+                                  "10/25/50/100% of a trial's device-seconds)", by_budget)],
+                   ["families", "gradflow"]), figures
 
 
 def family_frontiers(study: optuna.Study, frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Shape of the loop: repeat {under the trial-slot lock, fail stale trials, check t
 for a trial; train it under Optuna's heartbeat (harness.search._trial); tell the result}. A stop
 signal marks the running trial FAIL ("interrupted") and re-queues it; a full disk does the same
 if it still can. A worker process (`worker_main`) is started from the spec record the study
-stores, never from command-line flags.
+stores, never from command-line flags. What it checks and measures before the first trial is in
+harness.search._preflight.
 """
 
 from __future__ import annotations
@@ -21,21 +22,18 @@ from optuna.trial import Trial, TrialState
 
 from harness.common import DiskFullError, HarnessError, ProgressLine, interrupts
 from harness.data import load_corpus
-from harness.measure import Telemetry, ceiling_key, matmul_ceiling, resolve_device, seed_ceiling
-from harness.models import build_model
+from harness.measure import Telemetry, resolve_device
 from harness.search._journal import HeartbeatJournalStorage
 from harness.search._latency import LatencyLog
 from harness.search._options import SweepOptions, SweepOutcome
 from harness.search._optuna import BaseHeartbeat, get_heartbeat_thread, quiet, reseed, storage_of, trial_id
 from harness.search._pbt import plan_generation
+from harness.search._preflight import check_energy, check_precision, measure_ceilings
 from harness.search._spec import StudySpec
 from harness.search._status import describe_trial, planned_count, retried_numbers, status_text
 from harness.search._storage import RetryTrial, heartbeat_settings, trial_slot_lock
 from harness.search._study import open_study
 from harness.search._trial import CheckpointNotShared, TrialRunner, load_trial_hook
-from harness.training import resolve_precision
-
-CEILING_ATTR = "harness:matmul_ceiling"  # device|dtype -> how fast its matmul ran, measured before the first trial
 
 
 def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
@@ -215,41 +213,6 @@ def worker_main(record: dict, options: dict, threads: int, gpu: str | None, resu
         stop, message = "interrupted", "interrupted before the first trial"
     results.put((worker.worker_index, stop, message))
     sys.exit(STOP_REASONS[stop])
-
-
-def check_energy(telemetry: Telemetry, device: torch.device) -> None:
-    """Refuse the energy objective where no trial could be measured (every one would score inf)."""
-    if not telemetry.gpu:
-        raise HarnessError(f"second_objective energy_j needs NVML's energy counter or power reading, and {device} "
-                           f"has neither; use second_objective = \"device_seconds\" on this machine")
-    if not telemetry.energy_readable:
-        raise HarnessError(f"second_objective energy_j: NVML answers NotSupported for both the energy counter and "
-                           f"the power reading of {telemetry.describe_device()}; use second_objective = "
-                           f"\"device_seconds\" on this device")
-
-
-def check_precision(spec: StudySpec, device: torch.device, vocab_size: int) -> set[str]:
-    """Refuse a precision the device cannot honour before the first trial, not as a failure of every trial;
-    the modes the study's families will train in."""
-    return {resolve_precision(spec.precision, build_model(family, vocab_size, 8, 8, 1, 0.0).to(device), device).mode
-            for family in spec.families()}
-
-
-def measure_ceilings(study: optuna.Study, spec: StudySpec, options: SweepOptions, device: torch.device,
-                     modes: set[str]) -> None:
-    """The matmul rate MFU is relative to, measured once per device and dtype before any trial, alone (other
-    workers wait on the trial-slot lock), stored in the study and reused by every trial of it."""
-    with trial_slot_lock(storage_of(study), options.results_dir, spec.name):
-        stored = dict(study.user_attrs.get(CEILING_ATTR) or {})
-        for mode in sorted(modes):
-            key = ceiling_key(device, mode)
-            if key in stored:
-                seed_ceiling(stored[key])
-            else:
-                stored[key] = matmul_ceiling(device, mode)
-        if stored != study.user_attrs.get(CEILING_ATTR):
-            with interrupts.deferred():
-                study.set_user_attr(CEILING_ATTR, stored)
 
 
 def enqueue_balanced(study: optuna.Study, spec: StudySpec) -> None:

@@ -30,12 +30,13 @@ from harness.data import Corpus
 from harness.measure import Occupancy, ShareClock, fingerprint, synced_clock, synchronize
 from harness.models import CharModel, carries_state, count_params, detach_state
 from harness.training._batches import chars_per_epoch, epoch_chunks, make_optimizer, random_windows
-from harness.training._checkpoint import save_checkpoint, to_cpu
+from harness.training._checkpoint import save_checkpoint
 from harness.training._config import Budget, Evaluations, TrainConfig
 from harness.training._continuation import Start, apply_rates, continue_run
 from harness.training._evaluation import EVAL_CHUNK, EVAL_STREAMS, context_note, evaluate
 from harness.training._precision import resolve_precision
 from harness.training._result import EvalPoint, Observers, Progress, TrainResult
+from harness.training._warmup import warm_up
 
 SYNC_INTERVAL_S = 0.25
 WARMUP_STEPS = 3  # untimed steps before the clock starts, undone afterwards
@@ -176,42 +177,16 @@ class Trainer:
         scaler.update()
         return loss, detach_state(state)
 
-    def warm_up(self, steps: int = WARMUP_STEPS) -> float:
-        """Untimed steps on the run's own model and optimizer, then both put back: the trained run is unchanged.
-
-        What is warmed is what the timed loop will use: the training shape forward and backward
-        under the same autocast, the same (fused) optimizer, and the evaluation shape. The weights
-        are kept on the host meanwhile (not a second model and Adam state on the device, which
-        would prune near-limit configurations as out of memory), restored in place (so cuDNN's
-        flattened weights stay as they are), the optimizer's state and the scaler start fresh, the
-        random state is restored, and the allocator keeps the blocks it grew (no empty_cache).
-        """
-        start = time.perf_counter()
-        cpu_rng = torch.get_rng_state()
-        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        saved = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        moments = to_cpu(self.optimizer.state_dict()) if self.optimizer.state else None  # a continued run's
+    def warm_up(self) -> float:
+        """Untimed steps on the run's own model and optimizer, then both put back (harness.training._warmup)."""
         b, t = self.config.batch_size, self.config.seq_len
-        inputs = self.train_data[: b * t].view(b, t)
-        targets = self.train_data[1: b * t + 1].view(b, t)
-        state = None
-        self.model.train()
-        for _ in range(steps):
-            _, state = self.step(self.model, self.optimizer, self.scaler, inputs, targets, state)
-        evaluate(self.model, self.val_data[: EVAL_STREAMS * EVAL_CHUNK + 1], precision=self.precision)
-        with torch.no_grad():
-            for key, value in self.model.state_dict().items():
-                value.copy_(saved[key])
-        self.optimizer.state.clear()  # Adam starts from step 0 (or the state it continued from), as if no warm-up
-        if moments is not None:
-            self.optimizer.load_state_dict(moments)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler = self.precision.scaler(self.device)
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state(cuda_rng, self.device)
-        synchronize(self.device)
-        return time.perf_counter() - start
+        inputs, targets = self.train_data[: b * t].view(b, t), self.train_data[1: b * t + 1].view(b, t)
+        seconds = warm_up(self.model, self.optimizer, self.device, WARMUP_STEPS,
+                          lambda state: self.step(self.model, self.optimizer, self.scaler, inputs, targets, state)[1],
+                          lambda: evaluate(self.model, self.val_data[: EVAL_STREAMS * EVAL_CHUNK + 1],
+                                           precision=self.precision))
+        self.scaler = self.precision.scaler(self.device)  # the scaler starts fresh too
+        return seconds
 
     def run(self) -> TrainResult:
         """Warm up (untimed), then train under the budget while registered as a user of the device."""
