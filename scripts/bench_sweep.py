@@ -5,7 +5,9 @@ one trial at a time in this process, until the sweep has trained `--budget` char
 (pruned trials included) or run `--trials`. Characters, not seconds, so the answer does not depend
 on how busy the machine is. The table gives, per search, the median and range over the seeds of
 the best complete trial's held-out bpc at 25%, 50% and 100% of that budget, and the characters
-each seed needed to reach each `--targets` figure.
+each seed needed to reach each `--targets` figure. A second row per search reads the best held-out
+bpc at any evaluation of any trial, pruned ones included (a stopped trial's last report counts, as
+in Ray Tune's results): the figure a peer that keeps stopped trials' results would quote.
 
     python scripts/bench_sweep.py --corpus ../shared/corpora/theprince.txt \\
         [--study studies/prince-overnight.toml] [--pruners hyperband asha] [--seeds 0 1 2] \\
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
     if args.startup is not None:
         spec.startup_trials = args.startup
     spent = []  # device-seconds the sweep had spent after each trial (load-dependent: context only)
-    curve = []  # (characters the sweep has trained, best complete bpc so far) after each trial
+    curve = []  # (characters the sweep has trained, best complete bpc so far, best at any evaluation) a trial
     budget = Budget.parse(args.budget).amount
     for n in range(1, args.trials + 1):  # spec.trials stays the plan the sampler is built for
         options = SweepOptions(results_dir=root / spec.name, device=args.device, trials=n, plain_progress=True)
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
         chars = sum(t.user_attrs.get("train_chars") or 0 for t in trials)
         seconds = sum(t.user_attrs.get("device_seconds") or 0.0 for t in trials)
         done = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
-        curve.append((chars, min(done) if done else float("nan")))
+        seen = [v for t in trials for v in t.intermediate_values.values()]
+        curve.append((chars, min(done) if done else float("nan"), min(seen) if seen else float("nan")))
         spent.append(seconds)
         if chars >= budget:
             break
@@ -64,14 +67,15 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
             "pruned": sum(t.state == TrialState.PRUNED for t in trials)}
 
 
-def best_at(curve: list[tuple[int, float]], chars: float) -> float:
-    """The best complete figure a sweep stopped at `chars` would have had (the last trial that ended by then)."""
-    seen = [best for spent, best in curve if spent <= chars]
+def best_at(curve: list[tuple[int, float, float]], chars: float, column: int = 1) -> float:
+    """The best figure a sweep stopped at `chars` would have had (the last trial that ended by then); column 1
+    is the best complete trial, 2 the best evaluation of any trial."""
+    seen = [point[column] for point in curve if point[0] <= chars]
     return seen[-1] if seen else float("nan")
 
 
-def chars_to(curve: list[tuple[int, float]], target: float) -> int | None:
-    return next((spent for spent, best in curve if best <= target), None)
+def chars_to(curve: list[tuple[int, float, float]], target: float, column: int = 1) -> int | None:
+    return next((point[0] for point in curve if point[column] <= target), None)
 
 
 def _spread(values: list[float]) -> str:
@@ -122,23 +126,27 @@ def main() -> None:
             for pruner in args.pruners:
                 r = run(args, pruner, seed, Path(tmp))
                 rows.append(r)
-                marks = ", ".join(f"{share:.0%} {best_at(r['curve'], share * budget.amount):.3f}"
+                marks = ", ".join(f"{share:.0%} {best_at(r['curve'], share * budget.amount):.3f} "
+                                  f"(any {best_at(r['curve'], share * budget.amount, 2):.3f})"
                                   for share in (0.25, 0.5, 1.0))
                 share = "" if r["startup_share"] is None else \
                     f"; the {r['startup']} start-up trials took {r['startup_share']:.0%} of them"
                 print(f"  {pruner} seed {seed}: {r['trials']} trials ({r['pruned']} pruned), "
                       f"{r['curve'][-1][0] / 1e6:.2f}M characters, {r['seconds'][-1]:.0f} device-s{share}; "
                       f"best at {marks}", flush=True)
-    head = f"\n{'search':<10} {'best at 25%':>22} {'best at 50%':>22} {'best at 100%':>22}" + \
+    head = f"\n{'search':<17} {'best at 25%':>22} {'best at 50%':>22} {'best at 100%':>22}" + \
         "".join(f" {'chars to ' + format(t, 'g'):>14}" for t in args.targets)
     print(head)
     for pruner in args.pruners:
         mine = [r for r in rows if r["search"] == pruner]
-        cells = [_spread([best_at(r["curve"], share * budget.amount) for r in mine]) for share in (0.25, 0.5, 1.0)]
-        reach = [_chars([chars_to(r["curve"], t) for r in mine]) for t in args.targets]
-        print(f"{pruner:<10} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}" + "".join(f" {c:>14}" for c in reach))
+        for column, name in ((1, pruner), (2, f"{pruner} (any)")):
+            cells = [_spread([best_at(r["curve"], share * budget.amount, column) for r in mine])
+                     for share in (0.25, 0.5, 1.0)]
+            reach = [_chars([chars_to(r["curve"], t, column) for r in mine]) for t in args.targets]
+            print(f"{name:<17} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}" + "".join(f" {c:>14}" for c in reach))
     print("\nmedian (range) over seeds of the best complete trial's held-out bpc once the sweep had trained that share "
-          "of its characters; chars to X: median characters to reach X (seeds that did)")
+          "of its characters; (any): the best held-out bpc at any evaluation of any trial, pruned ones included; "
+          "chars to X: median characters to reach X (seeds that did)")
 
 
 if __name__ == "__main__":
