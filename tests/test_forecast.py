@@ -56,6 +56,18 @@ def test_the_fallback_is_the_last_value_and_says_why(y, why):
     assert f.predict(2.0) == y[-1] and all(math.isnan(v) for v in f.interval(2.0))
 
 
+def test_a_forecast_at_2x_does_not_depend_on_the_other_multiples_asked():
+    """Replicates that agree at 2x and disagree at 10x: the curve falls back (or not) the same way whether
+    `harness forecast --at 2x 4x` or `harness.forecast(at=(2,))` asked (CI caught the two disagreeing)."""
+    rng = np.random.default_rng(0)
+    t = np.linspace(1, 10, 8)
+    y = 1.5 + 2.0 * t ** -0.6 + rng.normal(0, rng.uniform(0.02, 0.2), t.size)
+    alone = forecast_curve(0, "COMPLETE", t, y, (2.0,))
+    beside = forecast_curve(0, "COMPLETE", t, y, (2.0, 4.0))
+    assert alone.method == beside.method and alone.predict(2.0) == beside.predict(2.0)
+    assert "at 10x" in alone.method  # judged at the report's largest multiple
+
+
 def test_the_chance_of_being_best_comes_from_the_bootstrap():
     rng = np.random.default_rng(0)
     clear = forecast_curve(0, "COMPLETE", T, curve(1.5, 3.0, 0.5) + rng.normal(0, 0.005, 10), (4.0,))

@@ -146,7 +146,11 @@ def test_the_log_keeps_what_was_printed_when_the_run_is_killed(checkout, tmp_pat
         deadline = time.monotonic() + 120
         while "pytest -m pytest" not in calls(checkout) and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(1.5)  # the stand-in has printed; a buffered interpreter would still hold the line
+        # the stand-in prints at once and then sleeps 120 s: a buffered interpreter would hold the line until
+        # it exits, so it would never reach the log within this wait (30 s: a loaded CI machine starts slowly)
+        deadline = time.monotonic() + 30
+        while not (log.exists() and "collected 14 items" in log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

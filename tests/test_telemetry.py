@@ -156,7 +156,9 @@ def test_cpu_path_on_this_machine_agrees_with_the_trainer(small_corpus):
     assert summary["telemetry_source"] == "cpu" and summary["energy_j"] is None
     assert summary["device_seconds"] == pytest.approx(result.device_seconds, rel=0.05)
     assert summary["phases"]["training"]["seconds"] == pytest.approx(result.train_seconds, rel=0.05)
-    assert summary["phases"]["evaluation"]["windows"] == 2
+    # one window per evaluation the trainer made: 2, or 1 where a loaded machine stalled the run past both
+    # evaluation points between two syncs (the budget is then spent at the first, which ends the run)
+    assert summary["phases"]["evaluation"]["windows"] == len(result.curve) >= 1
     assert summary["util_mean"] > 20  # training keeps at least a fifth of a core busy
     assert summary["peak_mem_bytes"] > 50 * 2**20
     assert {s["phase"] for s in tel.samples} >= {"training"}

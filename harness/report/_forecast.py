@@ -20,6 +20,7 @@ import numpy as np
 C_GRID = np.exp(np.linspace(math.log(0.05), math.log(3.0), 60))
 LATER = 0.2  # the fit uses the points from this share of the curve's length on
 BOOTSTRAP = 200
+JUDGED_AT = 10.0  # the multiple at which replicates that disagree make a curve fall back to its last value
 MIN_POINTS = 4
 
 
@@ -90,7 +91,7 @@ class Forecast:
 
 
 def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multiples: tuple[float, ...],
-                   seed: int = 0, stable: int | None = None) -> Forecast:
+                   seed: int = 0, stable: int | None = None, judged_at: float = JUDGED_AT) -> Forecast:
     """The forecast of one curve at multiples of its length, with bootstrap replicates, or its fallback.
 
     `stable`: how many leading points precede a schedule's final decay (wsd holds its peak rate,
@@ -98,14 +99,19 @@ def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multipl
     only, and the decay's gain at the observed budget (the fitted curve's value at the end minus
     what the trial reached) is taken off the forecast at every multiple, as the long run's own
     decay would bring it.
+
+    Whether the bootstrap replicates agree enough for a power law is judged at `judged_at` times the
+    curve's length, not at the largest multiple asked for: a trial's 2x forecast is then the same
+    whether or not 4x was asked beside it.
     """
     t, y = np.asarray(t, float), np.asarray(y, float)
     order = np.argsort(t)
     t, y = t[order], y[order]
     end, last = float(t[-1]), float(y[-1])
     if stable is not None and MIN_POINTS <= stable < len(t):
-        f = forecast_curve(trial, state, t[:stable], y[:stable], tuple(m * end / t[stable - 1] for m in multiples),
-                           seed)
+        scale = end / t[stable - 1]
+        f = forecast_curve(trial, state, t[:stable], y[:stable], tuple(m * scale for m in multiples), seed,
+                           judged_at=judged_at * scale)
         if f.fit is None:
             return Forecast(trial, state, end, last, f.method, None, np.empty((0, 0)), multiples)
         gain = float(f.fit.at(end)) - last
@@ -129,14 +135,14 @@ def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multipl
     rng = np.random.default_rng(seed + trial)
     fitted = fit.at(tl)
     residuals = yl - fitted
-    targets = np.array([end * m for m in multiples])
+    targets = np.array([end * m for m in (*multiples, judged_at)])
     resampled = fitted + rng.choice(residuals, size=(BOOTSTRAP, len(residuals)), replace=True)
     rows = [again.at(targets) if again is not None else np.full(len(targets), last)
             for again in fit_power_laws(tl, resampled)]
-    replicates = np.array(rows).T  # one row per multiple
-    spread = np.percentile(replicates[-1], 97.5) - np.percentile(replicates[-1], 2.5)
+    replicates, judged = np.array(rows).T[:-1], np.array(rows).T[-1]  # one row per multiple; the judged one
+    spread = np.percentile(judged, 97.5) - np.percentile(judged, 2.5)
     if spread > max(0.5, 0.25 * last):
-        return fallback(f"bootstrap replicates disagree by {spread:.2f} bpc at {multiples[-1]:g}x")
+        return fallback(f"bootstrap replicates disagree by {spread:.2f} bpc at {judged_at:g}x")
     return Forecast(trial, state, end, last, "power law", fit, replicates, multiples)
 
 
