@@ -20,7 +20,8 @@ import numpy as np
 C_GRID = np.exp(np.linspace(math.log(0.05), math.log(3.0), 60))
 LATER = 0.2  # the fit uses the points from this share of the curve's length on
 BOOTSTRAP = 200
-JUDGED_AT = 10.0  # the multiple at which replicates that disagree make a curve fall back to its last value
+MULTIPLES = (2.0, 4.0, 10.0)  # the multiples of a trial's budget the report forecasts at
+JUDGED_AT = MULTIPLES[-1]  # where replicates that disagree make a curve fall back to its last value
 MIN_POINTS = 4
 
 
@@ -139,7 +140,8 @@ def forecast_curve(trial: int, state: str, t: np.ndarray, y: np.ndarray, multipl
     resampled = fitted + rng.choice(residuals, size=(BOOTSTRAP, len(residuals)), replace=True)
     rows = [again.at(targets) if again is not None else np.full(len(targets), last)
             for again in fit_power_laws(tl, resampled)]
-    replicates, judged = np.array(rows).T[:-1], np.array(rows).T[-1]  # one row per multiple; the judged one
+    by_target = np.array(rows).T
+    replicates, judged = by_target[:-1], by_target[-1]  # one row per multiple asked; the judged one
     spread = np.percentile(judged, 97.5) - np.percentile(judged, 2.5)
     if spread > max(0.5, 0.25 * last):
         return fallback(f"bootstrap replicates disagree by {spread:.2f} bpc at {judged_at:g}x")

@@ -14,15 +14,13 @@ from optuna.trial import TrialState
 
 from harness.common import HarnessError
 from harness.report._drift import lr_drift
-from harness.report._forecast import BOOTSTRAP, Forecast, forecast_curve, kendall_tau
+from harness.report._forecast import BOOTSTRAP, MULTIPLES, Forecast, forecast_curve, kendall_tau
 from harness.report._page import Section
 from harness.search import (
     PLAN_ATTR,
     SPEC_ATTR,
     load_confirmation,
 )
-
-MULTIPLES = (2.0, 4.0, 10.0)
 
 
 def study_curves(study: optuna.Study) -> dict[int, tuple[str, np.ndarray, np.ndarray, int | None]]:
