@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import statistics
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness.measure import fingerprint, resolve_device
-from harness.search import SweepOptions, load_study, open_study, run_worker, startup_trials
+from harness.search import StudySpec, SweepOptions, load_study, open_study, run_worker, startup_trials
 from harness.training import Budget
 
 
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
     spec.budget, spec.evals = Budget.parse(args.per_trial), args.evals
     if not args.keep_schedule:
         spec.eval_spacing, spec.patience = "even", 0
+    for key, value in args.pruner_setting:
+        setattr(spec, f"pruner_{key}", value)
     spec.pruner_min_resource = min(spec.pruner_min_resource, spec.evals)
     if args.startup is not None:
         spec.startup_trials = args.startup
@@ -92,6 +95,15 @@ def _chars(values: list[int | None]) -> str:
     return f"{text} ({len(reached)}/{len(values)})"
 
 
+def _pruner_setting(text: str) -> tuple[str, int]:
+    """KEY=VALUE for one of the study file's [pruner] keys, so a variant is measured without a copy of the file."""
+    keys = [f.name.removeprefix("pruner_") for f in dataclasses.fields(StudySpec) if f.name.startswith("pruner_")]
+    key, _, value = text.partition("=")
+    if key not in keys or not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(keys)}")
+    return key, int(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="the text (a path, builtin:pydoc or gutenberg:ID)")
@@ -107,6 +119,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--startup", type=int, default=None,
                         help="TPE's start-up trials (default the study's: a third of --trials, 3 to 10)")
+    parser.add_argument("--pruner-setting", type=_pruner_setting, action="append", default=[], metavar="KEY=N",
+                        help="replace one of the study's [pruner] keys, e.g. min_resource=2 (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     args = parser.parse_args()
     budget = Budget.parse(args.budget)
@@ -119,7 +133,8 @@ def main() -> None:
     print(f"{fp['device_name']} ({fp['machine']}), torch {fp['torch']}; space {args.study}, corpus {args.corpus}; "
           f"{args.per_trial} characters a trial, {args.evals} evaluations, sweeps of {args.budget} characters "
           f"(at most {args.trials} trials), sampler seeds {' '.join(map(str, args.seeds))}"
-          f"{'' if args.startup is None else f', {args.startup} start-up trials'}\n", flush=True)
+          f"{'' if args.startup is None else f', {args.startup} start-up trials'}"
+          f"{''.join(f', [pruner] {k} = {v}' for k, v in args.pruner_setting)}\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:  # seed by seed, so a run cut short still compares the searches at equal seeds
