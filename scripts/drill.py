@@ -6,7 +6,8 @@
 
 What it does, with real processes and real signals:
   1. a study with two workers (`--workers 2`), with an injected out-of-memory, a NaN and an error;
-  2. once both workers are training, one worker is SIGKILLed and the other sent SIGTERM;
+  2. once both workers are training (both are SIGSTOPped and read again first, so the trials signalled
+     are the ones still training), one worker is SIGKILLed and the other sent SIGTERM;
   3. the journal's last line is torn (a few bytes cut off, as a power loss would leave it);
   4. the same command resumes the study to its end.
 Then it prints the invariants and exits 1 if any fails: exactly the planned number of counted
@@ -96,6 +97,20 @@ def running_workers(results: Path, storage: str | None) -> dict[int, int]:
             if "worker" in t.user_attrs and "curve" in t.user_attrs}
 
 
+def freeze(pid: int, timeout: float = 5.0) -> None:
+    """SIGSTOP a worker and wait until the kernel reports it stopped (delivery is asynchronous)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return  # gone, or no /proc: nothing more to wait for
+        if state in ("T", "t", "Z", "X"):
+            return
+        time.sleep(0.01)
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,10 +151,27 @@ def run(args: argparse.Namespace) -> int:
         pids = set(training.values())
         return training if len(pids) == 2 and finished >= args.before_kill else None
 
-    victims = wait_for(both_training, 600, "both workers training")
+    def frozen_training():
+        # Stop both workers, then read again: a trial that finished between the first read and the
+        # signals would otherwise take the kill meant for it to the worker's next trial.
+        seen = both_training()
+        if not seen:
+            return None
+        pids = set(seen.values())
+        for pid in pids:
+            freeze(pid)
+        still = both_training()
+        if still and set(still.values()) == pids:
+            return still
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        return None
+
+    victims = wait_for(frozen_training, 600, "both workers training")
     (kill_trial, kill_pid), (term_trial, term_pid) = sorted(victims.items())[:2]
-    os.kill(kill_pid, signal.SIGKILL)
-    os.kill(term_pid, signal.SIGTERM)
+    os.kill(kill_pid, signal.SIGKILL)  # a stopped process dies at once
+    os.kill(term_pid, signal.SIGTERM)  # pending until it runs again
+    os.kill(term_pid, signal.SIGCONT)
     code = parent.wait(timeout=300)
     print(f"drill: SIGKILL worker {kill_pid} (trial {kill_trial}), SIGTERM worker {term_pid} (trial {term_trial}); "
           f"sweep exited {code} after {time.monotonic() - t0:.0f} s")
