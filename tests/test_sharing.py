@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import torch
 from sweep_helpers import harness_cli, load
 
 from harness.measure import Occupancy, ShareClock
+from harness.measure._occupancy import OCCUPANCY_ENV
 
 STUDY = """
 [study]
@@ -92,3 +94,31 @@ def test_one_and_two_workers_spend_the_same_fair_share_of_the_device(tmp_path, s
         assert a["train_wall_seconds"] == pytest.approx(a["concurrency"] * a["train_seconds"], rel=0.01)
     for a in figures[1] + figures[2]:
         assert a["device_seconds"] == pytest.approx(a["train_seconds"] + a["eval_seconds"])
+
+
+def test_a_cpu_run_beside_others_is_not_credited_with_their_time(tmp_path, small_text_file):
+    # Two other live runs in the registry: the run's fair share is a third of its wall time. A CPU
+    # does not time-slice like a GPU (each run has threads of its own), so MFU counts the wall time;
+    # with the fair share it read three times as high (295% was seen on our 2-core machine).
+    registry = Occupancy(torch.device("cpu"), root=tmp_path / "occupancy" / "harness-occupancy")
+    registry.dir.mkdir(parents=True)
+    others = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in range(2)]
+    try:
+        for other in others:
+            (registry.dir / str(other.pid)).touch()
+        out = tmp_path / "run"
+        proc = harness_cli("train", "--corpus", small_text_file, "--model", "gru", "--hidden-dim", "32",
+                           "--embedding-dim", "16", "--layers", "1", "--budget", "20k", "--evals", "1",
+                           "--device", "cpu", "--out", out, "--json",
+                           env={**os.environ, OCCUPANCY_ENV: str(tmp_path / "occupancy")})
+    finally:
+        for other in others:
+            other.kill()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((out / "result.json").read_text())
+    t = r["telemetry"]
+    assert r["concurrency"] == pytest.approx(3.0, abs=0.1)  # the registry was read
+    assert t["matmul_ceiling"]["threads"] == torch.get_num_threads()  # the CLI keeps torch's default
+    per_wall = r["flops_per_char"] * r["train_chars"] / r["train_wall_seconds"] / 1e12
+    assert t["mfu"] == pytest.approx(per_wall / t["matmul_tflops"], rel=1e-6)
+    assert r["achieved_tflops"] / t["matmul_tflops"] > 2.5 * t["mfu"]  # what the fair share would have said

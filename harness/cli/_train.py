@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.common import HarnessError, ProgressLine, dumps, format_rate, format_seconds, write_json_atomic
 from harness.data import DEFAULT_SPEC, DEFAULT_SPLIT, CorpusOptions, load_corpus
-from harness.measure import resolve_device
+from harness.measure import SHARED_THRESHOLD, resolve_device
 from harness.models import family_names
 from harness.training import (
     EVAL_SPACINGS,
@@ -203,17 +203,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def live_lines(line: ProgressLine, telemetry, config: TrainConfig, vocab_size: int, device, dtype: str):
     """The progress bar (throughput, MFU against the `dtype` matmul rate, device use) and the line each
     evaluation leaves behind. The summary's MFU uses the precision the run really had."""
-    from harness.measure import matmul_tflops
+    from harness.measure import matmul_ceiling, model_flops_utilization
 
     # Measured once before training, so the live MFU below costs nothing while the run is timed.
-    flops_per_s_peak = matmul_tflops(device, dtype) * 1e12
+    ceiling = matmul_ceiling(device, dtype)
     model_flops = config.flops_per_char(vocab_size)
 
     def on_progress(p) -> None:
         val = f" | val {p.last_val_bpc:.3f} bpc" if p.last_val_bpc is not None else ""
-        mfu = model_flops * p.chars_per_s / flops_per_s_peak * 100
+        mfu = model_flops_utilization(model_flops * p.chars, p.train_seconds, p.train_wall_seconds, ceiling)
         line.update(p.fraction, f"step {p.step} | loss {p.loss:.3f} | {format_rate(p.chars_per_s)} chars/s | "
-                                f"MFU {mfu:.1f}%{val} | {live_device_text(telemetry.latest())}"
+                                f"MFU {'-' if mfu is None else f'{mfu * 100:.1f}%'}{val} | "
+                                f"{live_device_text(telemetry.latest())}"
                                 f"{format_seconds(p.eta_seconds)} left")
 
     def on_eval(point) -> None:
@@ -259,7 +260,8 @@ def print_train_summary(s: dict, out: Path) -> None:
     print(f"held-out final    {fmt(s['final_val_loss'], '.4f')} nats  {fmt(s['final_val_bpc'], '.4f')} bpc  "
           f"ppl {fmt(s['final_val_ppl'], '.3f')}")
     print(f"training          {s['steps']} steps, {s['train_chars']:,} chars, "
-          f"{format_rate(s['train_chars_per_s'])} chars/s ({s['achieved_tflops'] * 1e3:.2f} model GFLOP/s)")
+          f"{format_rate(s['train_chars_per_s'])} chars/s ({s['achieved_tflops'] * 1e3:.2f} model GFLOP/s) "
+          f"per {'fair-share ' if s['concurrency'] > SHARED_THRESHOLD else ''}device-second")
     print(f"device-seconds    {s['device_seconds']:.2f} (train {s['train_seconds']:.2f} + eval {s['eval_seconds']:.2f}); "
           f"wall {s['wall_seconds']:.2f}")
     print(f"parameters        {s['params']:,} on {s['device']}")
@@ -274,8 +276,10 @@ def print_train_summary(s: dict, out: Path) -> None:
     print(f"energy            {energy}")
     peak = f"{t['peak_mem_bytes'] / 2**20:,.0f} MiB ({t['peak_mem_source']})" if t["peak_mem_bytes"] else "-"
     print(f"peak memory       {peak}")
+    threads = (t.get("matmul_ceiling") or {}).get("threads")
     print(f"MFU               {fmt(t['mfu'] * 100 if t['mfu'] is not None else None, '.2f')}% of the measured "
-          f"{t['matmul_tflops']:.2f} TFLOP/s matmul rate")
+          f"{t['matmul_tflops']:.2f} TFLOP/s matmul rate"
+          f"{f' on {threads} CPU threads, per wall second (CPU runs side by side do not time-slice)' if threads else ''}")
     if t["unsupported"]:
         print(f"not reported      {', '.join(t['unsupported'])} (the device answered NotSupported)")
     print(f"checkpoint        {s['checkpoint'] or '-'}")

@@ -8,6 +8,7 @@ from harness.measure._cost import (
     cost_summary,
     matmul_ceiling,
     matmul_tflops,
+    model_flops_utilization,
     seed_ceiling,
 )
 from harness.measure._device import device_name, fingerprint, resolve_device, synced_clock, synchronize
@@ -31,6 +32,7 @@ __all__ = [
     "fingerprint",
     "matmul_ceiling",
     "matmul_tflops",
+    "model_flops_utilization",
     "percentile",
     "resolve_device",
     "sample_metrics",

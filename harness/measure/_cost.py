@@ -62,10 +62,11 @@ def matmul_ceiling(device: torch.device, dtype: str = "bf16", min_seconds: float
                 break
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
+    threads = torch.get_num_threads() if device.type == "cpu" else None
     record = {"tflops": 2 * n**3 * reps / elapsed / 1e12, "dtype": dtype, "n": n, "reps": reps,
-              "seconds": elapsed, "key": key[0],
-              "how": f"{reps} {n}x{n} {dtype} matmuls timed over {elapsed:.2f} s after {WARMUP_MATMULS} untimed, "
-                     f"measured before the first trial"}
+              "seconds": elapsed, "key": key[0], "threads": threads,
+              "how": f"{reps} {n}x{n} {dtype} matmuls timed over {elapsed:.2f} s after {WARMUP_MATMULS} untimed"
+                     f"{'' if threads is None else f' on {threads} CPU threads'}, measured before the first trial"}
     _CEILINGS[key] = record
     return record
 
@@ -79,18 +80,38 @@ def matmul_tflops(device: torch.device, dtype: str = "bf16") -> float:
     return matmul_ceiling(device, dtype)["tflops"]
 
 
+def model_flops_utilization(flops: float, share_seconds: float, wall_seconds: float, ceiling: dict) -> float | None:
+    """MFU of `flops` a run did, against `ceiling` (matmul_ceiling's record); None where it cannot be said.
+
+    On a GPU the time is the run's fair share of the device: the GPU time-slices the runs it holds,
+    so a shared run is credited with the share it had. On a CPU, runs side by side each have threads
+    of their own, so the time is the wall time and the ceiling is scaled from the threads it was
+    measured on to this process's (the matmul rate grows about linearly with threads up to the core
+    count). With the fair share there, a run beside two others was credited with three times what
+    its threads did: MFU 295% on our 2-core machine. Sweep workers, which split the cores between
+    them, come out the same either way.
+    """
+    if ceiling["tflops"] <= 0:
+        return None
+    threads = ceiling.get("threads")  # None on a GPU, and in ceilings stored before it was recorded
+    if threads:
+        rate = ceiling["tflops"] * torch.get_num_threads() / threads
+        return flops / wall_seconds / 1e12 / rate if wall_seconds > 0 else None
+    return flops / share_seconds / 1e12 / ceiling["tflops"] if share_seconds > 0 else None
+
+
 class RunFigures(Protocol):
     """What the cost needs from a run's own record (harness.training's `TrainResult` has these)."""
 
     train_chars: int
+    flops_per_char: int
+    train_seconds: float
+    train_wall_seconds: float
     precision: dict
     peak_mem_bytes: int | None
 
     @property
     def concurrency(self) -> float: ...
-
-    @property
-    def achieved_tflops(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -146,7 +167,8 @@ def cost_summary(telemetry: Telemetry, run: RunFigures) -> RunCost:
     """The telemetry joined with the trainer's figures: energy per character and MFU.
 
     MFU = model FLOPs per character (harness.models.flops_per_char) x training chars/s / the
-    device's measured matmul rate in the run's precision (`matmul_ceiling`).
+    device's measured matmul rate in the run's precision (`matmul_ceiling`), the seconds as
+    `model_flops_utilization` counts them.
 
     When the run shared its device (`concurrency` > 1, see harness.measure._occupancy), NVML's
     device-wide energy is attributed to it by its share (divided by the concurrency), the
@@ -159,5 +181,6 @@ def cost_summary(telemetry: Telemetry, run: RunFigures) -> RunCost:
     if peak is None and run.peak_mem_bytes is not None:
         peak, source = run.peak_mem_bytes, "torch.cuda.max_memory_allocated"
     return RunCost(readings=readings, gpu=bool(telemetry.gpu), concurrency=float(run.concurrency or 1.0),
-                   ceiling=ceiling, mfu=run.achieved_tflops / ceiling["tflops"] if ceiling["tflops"] > 0 else None,
+                   ceiling=ceiling, mfu=model_flops_utilization(run.flops_per_char * run.train_chars, run.train_seconds,
+                                                                run.train_wall_seconds, ceiling),
                    peak_mem_bytes=peak, peak_mem_source=source)

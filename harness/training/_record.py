@@ -86,7 +86,7 @@ process_sm_util_mean  number  tc  this process's own SM utilization (%) while tr
 process_mem_source    text    t   where the process's GPU memory samples come from
 matmul_ceiling        object  t   the matmul rate MFU is relative to, and how it was measured
 power_mean_w          number  tc  mean power (W), device-wide, in the training windows
-mfu                   number  tc  model FLOPs utilization against the measured matmul rate
+mfu                   number  tc  model FLOPs utilization against the measured matmul rate (a CPU's per wall second)
 matmul_tflops         number  t   the measured matmul rate MFU is relative to
 telemetry_device      text    tc  the device the telemetry sampled
 telemetry_source      text    t   nvml or cpu

@@ -54,6 +54,7 @@ class Progress:
     train_seconds: float
     eta_seconds: float
     last_val_bpc: float | None
+    train_wall_seconds: float  # beside the fair share: what a CPU run's MFU counts (harness.measure)
 
 
 @dataclass

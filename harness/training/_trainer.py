@@ -305,7 +305,8 @@ class Trainer:
         rate = r.train_chars_per_s
         eta = r.train_seconds * (1 - fraction) / fraction if fraction > 0 else float("inf")
         last = r.curve[-1].bpc if r.curve else None
-        self.observers.on_progress(Progress(r.steps, r.train_chars, loss, rate, fraction, r.train_seconds, eta, last))
+        self.observers.on_progress(Progress(r.steps, r.train_chars, loss, rate, fraction, r.train_seconds, eta, last,
+                                              r.train_wall_seconds))
 
 
 def train(config: TrainConfig, corpus: Corpus, budget: Budget, device: torch.device | str = "cpu", *,
