@@ -11,7 +11,8 @@ in Ray Tune's results): the figure a peer that keeps stopped trials' results wou
 
     python scripts/bench_sweep.py --corpus ../shared/corpora/theprince.txt \\
         [--study studies/prince-overnight.toml] [--pruners hyperband asha] [--seeds 0 1 2] \\
-        [--per-trial 300k] [--evals 6] [--trials 16] [--budget 3M] [--targets 2.2 2.0] [--device auto]
+        [--per-trial 300k] [--evals 6] [--trials 16] [--budget 3M] [--targets 2.2 2.0] [--device auto] \\
+        [--trace trials.csv]
 
 The study's evaluation spacing and patience are replaced by even spacing and no patience unless
 `--keep-schedule` is given: at a few hundred thousand characters a trial passes The Prince about
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import io
+import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
         seen = [v for t in trials for v in t.intermediate_values.values()]
         curve.append((chars, min(done) if done else float("nan"), min(seen) if seen else float("nan")))
         spent.append(seconds)
+        if args.trace:
+            _trace(args.trace, pruner, seed, trials[-1], curve[-1], seconds)
         if chars >= budget:
             break
     startup = startup_trials(spec) if spec.sampler == "tpe" else spec.trials  # random: every trial is drawn so
@@ -68,6 +73,24 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
             "startup_share": spent[min(startup, len(spent)) - 1] / spent[-1] if spent and spent[-1] else None,
             "startup": startup,
             "pruned": sum(t.state == TrialState.PRUNED for t in trials)}
+
+
+TRACE_COLUMNS = ["search", "seed", "trial", "state", "chars", "last_bpc", "sweep_chars", "sweep_best_bpc",
+                 "sweep_best_any_bpc", "sweep_device_seconds", "params"]
+
+
+def _trace(path: Path, pruner: str, seed: int, trial, point: tuple[int, float, float], seconds: float) -> None:
+    """One row per trial as it ends, appended and flushed: a run cut short keeps what it saw."""
+    values = trial.intermediate_values
+    row = [pruner, seed, trial.number, trial.state.name, trial.user_attrs.get("train_chars") or 0,
+           values[max(values)] if values else "", point[0], point[1], point[2], round(seconds, 1),
+           json.dumps(trial.params, sort_keys=True)]
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(TRACE_COLUMNS)
+        writer.writerow(row)
 
 
 def best_at(curve: list[tuple[int, float, float]], chars: float, column: int = 1) -> float:
@@ -121,6 +144,8 @@ def main() -> None:
                         help="TPE's start-up trials (default the study's: a third of --trials, 3 to 10)")
     parser.add_argument("--pruner-setting", type=_pruner_setting, action="append", default=[], metavar="KEY=N",
                         help="replace one of the study's [pruner] keys, e.g. min_resource=2 (repeatable)")
+    parser.add_argument("--trace", type=Path, default=None, metavar="CSV",
+                        help="append one row per trial as it ends (its state, characters, the sweep's best so far)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     args = parser.parse_args()
     budget = Budget.parse(args.budget)
