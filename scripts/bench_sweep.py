@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
     spec.pruner_min_resource = min(spec.pruner_min_resource, spec.evals)
     if args.startup is not None:
         spec.startup_trials = args.startup
+    if args.good_fraction is not None:
+        spec.good_fraction = args.good_fraction
     spent = []  # device-seconds the sweep had spent after each trial (load-dependent: context only)
     curve = []  # (characters the sweep has trained, best complete bpc so far, best at any evaluation) a trial
     budget = Budget.parse(args.budget).amount
@@ -142,6 +144,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--startup", type=int, default=None,
                         help="TPE's start-up trials (default the study's: a third of --trials, 3 to 10)")
+    parser.add_argument("--good-fraction", type=float, default=None,
+                        help="TPE's share of finished trials modelled as good (default the study's, else Optuna's 10%%)")
     parser.add_argument("--pruner-setting", type=_pruner_setting, action="append", default=[], metavar="KEY=N",
                         help="replace one of the study's [pruner] keys, e.g. min_resource=2 (repeatable)")
     parser.add_argument("--trace", type=Path, default=None, metavar="CSV",
@@ -159,6 +163,7 @@ def main() -> None:
           f"{args.per_trial} characters a trial, {args.evals} evaluations, sweeps of {args.budget} characters "
           f"(at most {args.trials} trials), sampler seeds {' '.join(map(str, args.seeds))}"
           f"{'' if args.startup is None else f', {args.startup} start-up trials'}"
+          f"{'' if args.good_fraction is None else f', good fraction {args.good_fraction}'}"
           f"{''.join(f', [pruner] {k} = {v}' for k, v in args.pruner_setting)}\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

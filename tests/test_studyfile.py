@@ -8,7 +8,7 @@ import pytest
 from sweep_helpers import harness_cli
 
 from harness.common import HarnessError
-from harness.search import load_study
+from harness.search import StudySpec, load_study, make_sampler
 
 GOOD = """
 [study]
@@ -38,6 +38,8 @@ CASES = [
     ("[pruner]\nmin_resource = 0\n", r"\[pruner\] min_resource: is the evaluation of the first rung, 1 to evals"),
     ("[pruner]\nreduction_factor = 1\n", r"\[pruner\] reduction_factor: must be at least 2"),
     ("[pruner]\nbootstrap = 2\n", r"\[pruner\].*bootstrap"),
+    ("[study]\ngood_fraction = 1.5\n", r"\[study\] good_fraction: is the share of trials TPE models as good, between 0"),
+    ("[study]\nsampler = \"random\"\ngood_fraction = 0.25\n", r"\[study\] good_fraction: .*sampler = 'random'"),
     ("[study]\ntimeout = \"forever\"\n", r"\[study\] timeout: .*budget 'forever' is not understood"),
     ("[study]\nsplit = [0.9, 0.2, 0.1]\n", r"\[study\] split: .*add up to 1"),
     ("[budget]\nper_trial = \"ten seconds\"\n", r"\[budget\] per_trial:"),
@@ -125,3 +127,14 @@ def test_bad_corpus_with_workers_stops_before_any_worker(tmp_path):
                        cwd=tmp_path)
     assert proc.returncode == 2 and "'missing.txt' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_good_fraction_reaches_tpe_and_survives_the_record_workers_start_from(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD.replace("trials = 3", "trials = 3\ngood_fraction = 0.3"))
+    spec = load_study(path)
+    again = StudySpec.from_record(spec.to_record())
+    assert again.good_fraction == 0.3
+    # of 10 finished trials TPE models ceil(0.3 x 10) = 3 as good; Optuna's own rule says 1
+    assert make_sampler(again, seed=0)._gamma(10) == 3
+    assert make_sampler(StudySpec(path=None, name="default"), seed=0)._gamma is None  # Optuna's own rule

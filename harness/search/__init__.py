@@ -53,7 +53,7 @@ from harness.search._storage import (
     heartbeat_settings,
     open_storage,
 )
-from harness.search._study import make_pruner, open_study, results_dir_for, startup_trials
+from harness.search._study import make_pruner, make_sampler, open_study, results_dir_for, startup_trials
 from harness.search._sweep import run_sweep
 from harness.search._trial import TrialRunner
 from harness.search._worker import run_worker
@@ -92,6 +92,7 @@ __all__ = [
     "load_study",
     "locate",
     "make_pruner",
+    "make_sampler",
     "open_results",
     "open_storage",
     "open_study",

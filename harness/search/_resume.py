@@ -42,13 +42,14 @@ ALLOWED = {
     "corpus": "[study] corpus", "encoding": "[study] encoding", "trials": "[study] trials",
     "timeout": "[study] timeout", "seed": "[study] seed", "device": "[study] device", "question": "[study] question",
     "max_consecutive_failures": "[study] max_consecutive_failures", "generate": "[generate]",
-    "startup_trials": "[study] startup_trials",
+    "startup_trials": "[study] startup_trials", "good_fraction": "[study] good_fraction",
 }
 
 
 # keys a later release added, with the value every study before it had: an older record means that
 ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None, "pruner_min_resource": 1,
-         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pbt": None, "startup_trials": None}
+         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pbt": None, "startup_trials": None,
+         "good_fraction": None}
 
 
 def _flat(record: dict) -> dict[str, tuple[str, Any]]:

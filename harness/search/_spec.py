@@ -46,6 +46,7 @@ class StudySpec:
     seed: int = 0
     sampler: str = "tpe"
     startup_trials: int | None = None  # TPE's random start-up; None: a third of the trials, 3 to 10
+    good_fraction: float | None = None  # the share of trials TPE models as good; None: Optuna's 10%
     pruner: str = "hyperband"
     objective: str = "bpc"
     second_objective: str | None = None
@@ -102,7 +103,8 @@ class StudySpec:
         o = self.corpus_options
         record = {
             "name": self.name, "corpus": self.corpus, "trials": self.trials, "timeout": self.timeout,
-            "seed": self.seed, "sampler": self.sampler, "startup_trials": self.startup_trials, "pruner": self.pruner,
+            "seed": self.seed, "sampler": self.sampler, "startup_trials": self.startup_trials,
+            "good_fraction": self.good_fraction, "pruner": self.pruner,
             "objective": self.objective,
             "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
             "eval_spacing": self.eval_spacing, "patience": self.patience,
@@ -128,7 +130,8 @@ class StudySpec:
         defaults = cls(path=None, name=record.get("name", "study"))
         study = {k: record[k] for k in ("name", "corpus", "lowercase", "split", "encoding", "max_chars", "seed", "sampler",
                                         "pruner", "objective", "device", "precision", "question",
-                                        "max_consecutive_failures", "second_objective", "trials", "startup_trials")
+                                        "max_consecutive_failures", "second_objective", "trials", "startup_trials",
+                                        "good_fraction")
                  if record.get(k) is not None}
         if record.get("timeout") is not None:
             study["timeout"] = f"{record['timeout']}s"
@@ -187,6 +190,7 @@ def parse_study(data: dict, path: Path | None = None) -> StudySpec:
     c.keys(study, "study", {
         "name", "question", "corpus", "lowercase", "split", "encoding", "max_chars", "trials", "timeout", "seed", "sampler",
         "pruner", "objective", "second_objective", "device", "max_consecutive_failures", "precision", "startup_trials",
+        "good_fraction",
     })
     name = c.typed(study, "study", "name", (str,), "a string", path.stem if path else "study")
     if not name or any(ch in name for ch in "/\\") or name.startswith("."):
@@ -282,6 +286,11 @@ def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusO
     if spec.startup_trials is not None and (spec.startup_trials < 1 or spec.sampler != "tpe"):
         c.fail("[study] startup_trials", "is TPE's random start-up, at least 1 trial, for sampler = \"tpe\"; got "
                                          f"{spec.startup_trials} with sampler = {spec.sampler!r}")
+    spec.good_fraction = c.typed(study, "study", "good_fraction", (int, float), "a fraction such as 0.25",
+                                 d.good_fraction)
+    if spec.good_fraction is not None and (not 0 < spec.good_fraction < 1 or spec.sampler != "tpe"):
+        c.fail("[study] good_fraction", "is the share of trials TPE models as good, between 0 and 1, for "
+                                        f"sampler = \"tpe\"; got {spec.good_fraction} with sampler = {spec.sampler!r}")
     spec.pruner = c.choice(study, "study", "pruner", PRUNERS, d.pruner)
     spec.objective = c.choice(study, "study", "objective", OBJECTIVES, d.objective)
     spec.second_objective = c.choice(study, "study", "second_objective", SECOND_OBJECTIVES, d.second_objective)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from pathlib import Path
 
 import optuna
@@ -36,12 +38,18 @@ def startup_trials(spec: StudySpec) -> int:
     return spec.startup_trials or max(3, min(10, (spec.trials or 50) // 3))
 
 
+def good_trials(fraction: float, n: int) -> int:
+    """How many of `n` trials TPE models as good: Optuna's rule (`default_gamma`) with our fraction for its 10%."""
+    return min(math.ceil(fraction * n), 25)
+
+
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     if spec.sampler == "tpe":
         # constant_liar set explicitly (its default changed between Optuna versions): with several
         # workers, running trials count as bad guesses, so two workers do not sample the same point.
+        gamma = {} if spec.good_fraction is None else {"gamma": functools.partial(good_trials, spec.good_fraction)}
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=startup_trials(spec))
+                                          n_startup_trials=startup_trials(spec), **gamma)
     if spec.sampler in ("random", "pbt"):  # pbt: its first generation is drawn at random (TPE's start-up does the same)
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
