@@ -120,6 +120,17 @@ def _chars(values: list[int | None]) -> str:
     return f"{text} ({len(reached)}/{len(values)})"
 
 
+def _fraction(text: str) -> float:
+    """A share strictly between 0 and 1, as `[study] good_fraction` is checked in a study file."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction between 0 and 1, such as 0.25")
+    return value
+
+
 def _pruner_setting(text: str) -> tuple[str, int]:
     """KEY=VALUE for one of the study file's [pruner] keys, so a variant is measured without a copy of the file."""
     keys = [f.name.removeprefix("pruner_") for f in dataclasses.fields(StudySpec) if f.name.startswith("pruner_")]
@@ -144,7 +155,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--startup", type=int, default=None,
                         help="TPE's start-up trials (default the study's: a third of --trials, 3 to 10)")
-    parser.add_argument("--good-fraction", type=float, default=None,
+    parser.add_argument("--good-fraction", type=_fraction, default=None,
                         help="TPE's share of finished trials modelled as good (default the study's, else Optuna's 10%%)")
     parser.add_argument("--pruner-setting", type=_pruner_setting, action="append", default=[], metavar="KEY=N",
                         help="replace one of the study's [pruner] keys, e.g. min_resource=2 (repeatable)")
@@ -153,6 +164,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     args = parser.parse_args()
     budget = Budget.parse(args.budget)
+    if args.trace and not args.trace.resolve().parent.is_dir():
+        parser.error(f"--trace {args.trace}: its folder does not exist; create it or pass another path")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
