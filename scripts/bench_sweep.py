@@ -34,7 +34,15 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness.measure import fingerprint, resolve_device
-from harness.search import StudySpec, SweepOptions, load_study, open_study, run_worker, startup_trials
+from harness.search import (
+    BOOTSTRAP_AT,
+    StudySpec,
+    SweepOptions,
+    load_study,
+    open_study,
+    run_worker,
+    startup_trials,
+)
 from harness.training import Budget
 
 
@@ -131,12 +139,16 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _pruner_setting(text: str) -> tuple[str, int]:
+def _pruner_setting(text: str) -> tuple[str, int | str]:
     """KEY=VALUE for one of the study file's [pruner] keys, so a variant is measured without a copy of the file."""
     keys = [f.name.removeprefix("pruner_") for f in dataclasses.fields(StudySpec) if f.name.startswith("pruner_")]
     key, _, value = text.partition("=")
-    if key not in keys or not value.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(keys)}")
+    value = value.strip()
+    if key == "bootstrap_at" and value in BOOTSTRAP_AT:
+        return key, value
+    if key not in keys or key == "bootstrap_at" or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(keys)}, or "
+                                         f"bootstrap_at={' or '.join(BOOTSTRAP_AT)}")
     return key, int(value)
 
 
@@ -158,7 +170,8 @@ def main() -> None:
     parser.add_argument("--good-fraction", type=_fraction, default=None,
                         help="TPE's share of finished trials modelled as good (default the study's, else Optuna's 10%%)")
     parser.add_argument("--pruner-setting", type=_pruner_setting, action="append", default=[], metavar="KEY=N",
-                        help="replace one of the study's [pruner] keys, e.g. min_resource=2 (repeatable)")
+                        help="replace one of the study's [pruner] keys, e.g. min_resource=2 or "
+                             "bootstrap_at=first_rung (repeatable)")
     parser.add_argument("--trace", type=Path, default=None, metavar="CSV",
                         help="append one row per trial as it ends (its state, characters, the sweep's best so far)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")

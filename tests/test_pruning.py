@@ -64,6 +64,32 @@ def test_bootstrap_count_stops_the_first_trials_a_rung_sees_as_the_readme_says()
     assert [trials[t.number].state for t in (first, second, third)] == [TrialState.PRUNED] * 2 + [TrialState.COMPLETE]
 
 
+def test_bootstrap_at_the_first_rung_only_lets_a_trial_already_compared_run_past_a_new_rung():
+    spec = spec_with(evals=6, bootstrap_count=1, bootstrap_at="first_rung")  # rungs at 1 and 3
+    study = optuna.create_study(pruner=make_pruner(spec))
+    first = _report(study, [1.5] * 6)  # the first at evaluation 1: stopped there, as with Optuna's bootstrap
+    second = _report(study, [1.0] * 6)  # the best of 2 at evaluation 1, and the first at evaluation 3: goes on
+    worse = _report(study, [1.2] * 3)  # 2nd of 3 at evaluation 1: stopped there (only the best 1 in 3 go on)
+    slow = _report(study, [0.9, 1.1, 1.1, 1.0, 1.0, 1.0])  # best at evaluation 1, behind `second` at 3: stopped
+    trials = study.get_trials()
+    assert [trials[t.number].last_step for t in (first, second, worse, slow)] == [1, 6, 1, 3]
+    assert [trials[t.number].state for t in (first, second, worse, slow)] == [
+        TrialState.PRUNED, TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+    summary = pruning_summary_of(study, spec)
+    assert "its first rung stops the first 1 to reach it" in summary.sentence()
+    assert [r.judged for r in summary.rungs] == [4, 2]  # (what each stopped needs the runner's reason)
+    with pytest.raises(HarnessError, match=r"\[pruner\] bootstrap_at: .*is for pruner = \"asha\""):
+        spec_with(pruner="hyperband", bootstrap_at="first_rung")
+    with pytest.raises(HarnessError, match=r"\[pruner\] bootstrap_at: 'first' is not one of every_rung, first_rung"):
+        spec_with(bootstrap_at="first")
+
+
+def pruning_summary_of(study: optuna.Study, spec) -> object:
+    from harness.search import SPEC_ATTR
+    study.set_user_attr(SPEC_ATTR, spec.to_record())
+    return pruning_summary(study)
+
+
 def test_a_pruner_table_is_read_only_where_it_acts_and_kept_through_the_stored_record():
     spec = spec_with(pruner="hyperband", min_resource=2, reduction_factor=2, bootstrap_count=1)
     pruner = make_pruner(spec)

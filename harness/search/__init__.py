@@ -44,7 +44,7 @@ from harness.search._pruning import Pruning, pruning_summary
 from harness.search._results import open_results, study_spec_for
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, check_resume
 from harness.search._space import Param, grid_size
-from harness.search._spec import GenerateSpec, StudySpec, load_study, parse_study
+from harness.search._spec import BOOTSTRAP_AT, GenerateSpec, StudySpec, load_study, parse_study
 from harness.search._status import retried_numbers, status_summary
 from harness.search._storage import (
     HEARTBEAT_ENV,
@@ -60,6 +60,7 @@ from harness.search._worker import run_worker
 
 __all__ = [
     "BASELINE_ATTR",
+    "BOOTSTRAP_AT",
     "CHANGES_ATTR",
     "HEARTBEAT_ENV",
     "JOURNAL_NAME",

@@ -101,8 +101,11 @@ def pruning_summary(study: optuna.Study) -> Pruning | None:
     for t in stopped:
         result.at_evaluation[stopped_at(t)] = result.at_evaluation.get(stopped_at(t), 0) + 1
     if spec.pruner in RUNG_PRUNERS:
+        bootstrap = spec.pruner_bootstrap_count
+        where = "its first rung" if spec.pruner_bootstrap_at == "first_rung" else "each rung"
         result.settings = (f"first rung at evaluation {spec.pruner_min_resource}, keeps 1 in "
-                           f"{spec.pruner_reduction_factor}")
+                           f"{spec.pruner_reduction_factor}"
+                           + (f", {where} stops the first {bootstrap} to reach it" if bootstrap else ""))
     if spec.pruner == "asha":
         for k, (evaluation, share) in enumerate(rung_evaluations(spec)):
             judged = [t for t in trials if f"{RUNG_KEY}{k}" in t.system_attrs]

@@ -29,6 +29,7 @@ MEANING = {
     "pruner_min_resource": "[pruner] min_resource",
     "pruner_reduction_factor": "[pruner] reduction_factor",
     "pruner_bootstrap_count": "[pruner] bootstrap_count",
+    "pruner_bootstrap_at": "[pruner] bootstrap_at",
     "objective": "[study] objective",
     "second_objective": "[study] second_objective",
     "budget": "[budget] per_trial",
@@ -48,7 +49,7 @@ ALLOWED = {
 
 # keys a later release added, with the value every study before it had: an older record means that
 ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None, "pruner_min_resource": 1,
-         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pbt": None, "startup_trials": None,
+         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pruner_bootstrap_at": "every_rung", "pbt": None, "startup_trials": None,
          "good_fraction": None}
 
 

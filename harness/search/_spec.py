@@ -61,6 +61,7 @@ class StudySpec:
     pruner_min_resource: int = 1  # the evaluation of the first rung: no trial is stopped before it
     pruner_reduction_factor: int = 3  # each rung keeps the best 1 in this many of the trials that reach it
     pruner_bootstrap_count: int = 0  # Optuna's: a rung stops the first this many trials that reach it
+    pruner_bootstrap_at: str = "every_rung"  # or "first_rung": later rungs judge a trial already compared
     pbt: PbtSettings | None = None  # [pbt], for sampler = "pbt" (harness.search._pbt)
     fixed: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
@@ -109,7 +110,7 @@ class StudySpec:
             "second_objective": self.second_objective, "budget": str(self.budget), "evals": self.evals,
             "eval_spacing": self.eval_spacing, "patience": self.patience,
             "pruner_min_resource": self.pruner_min_resource, "pruner_reduction_factor": self.pruner_reduction_factor,
-            "pruner_bootstrap_count": self.pruner_bootstrap_count,
+            "pruner_bootstrap_count": self.pruner_bootstrap_count, "pruner_bootstrap_at": self.pruner_bootstrap_at,
             "precision": self.precision, "fixed": dict(self.fixed), "space": {k: vars(p).copy() for k, p in self.space.items()},
             "family_fixed": {k: dict(v) for k, v in self.family_fixed.items()},
             "question": self.question, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding,
@@ -322,7 +323,8 @@ def _read_budget(c: Checker, budget: dict, spec: StudySpec) -> None:
                                     f"than evals, or 0 to turn it off")
 
 
-PRUNER_KEYS = ("min_resource", "reduction_factor", "bootstrap_count")
+PRUNER_KEYS = ("min_resource", "reduction_factor", "bootstrap_count", "bootstrap_at")
+BOOTSTRAP_AT = ("every_rung", "first_rung")
 
 
 def _read_pruner(c: Checker, table: dict, spec: StudySpec) -> None:
@@ -349,6 +351,10 @@ def _read_pruner(c: Checker, table: dict, spec: StudySpec) -> None:
                                           d.pruner_bootstrap_count)
     if spec.pruner_bootstrap_count < 0:
         c.fail("[pruner] bootstrap_count", f"must be 0 or more trials, got {spec.pruner_bootstrap_count}")
+    spec.pruner_bootstrap_at = c.choice(table, "pruner", "bootstrap_at", BOOTSTRAP_AT, d.pruner_bootstrap_at)
+    if spec.pruner_bootstrap_at == "first_rung" and spec.pruner != "asha":
+        c.fail("[pruner] bootstrap_at", "\"first_rung\" is for pruner = \"asha\" (Hyperband's brackets each have "
+                                        "their own first rung); remove the key or set pruner = \"asha\"")
 
 
 def _read_generate(c: Checker, gen: dict) -> GenerateSpec:

@@ -12,6 +12,7 @@ from harness.common import HarnessError, interrupts
 from harness.data import Corpus
 from harness.search._options import SweepOptions
 from harness.search._optuna import quiet
+from harness.search._pruning import RUNG_KEY
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume
 from harness.search._space import grid_values
 from harness.search._spec import StudySpec
@@ -31,6 +32,37 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
+
+
+class FirstRungBootstrapPruner(optuna.pruners.BasePruner):
+    """ASHA whose bootstrap holds at its first rung only.
+
+    Optuna's `bootstrap_count` stops the first trials to reach *every* rung. At the first rung that is
+    what it is for: a random start-up draw cannot train on before anything was compared with it. At a
+    later rung it stops, whatever its figure, a trial that has already been compared and kept (the
+    first to get that far is usually the best so far), after it spent the rung's whole resource. Here
+    the bootstrap applies where a trial is judged for the first time, and later rungs judge as
+    Optuna's rule does without one (the first trial at a rung goes on; the next must be the best).
+    """
+
+    FIRST_RUNG = f"{RUNG_KEY}0"  # where Optuna's SuccessiveHalvingPruner records a trial's first-rung figure
+
+    def __init__(self, min_resource: int, reduction_factor: int, bootstrap_count: int) -> None:
+        self._rungs = optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource,
+                                                             reduction_factor=reduction_factor,
+                                                             min_early_stopping_rate=0, bootstrap_count=0)
+        self._first, self._bootstrap = min_resource, bootstrap_count
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        judged_now = (self.FIRST_RUNG not in trial.system_attrs and trial.last_step is not None
+                      and trial.last_step >= self._first)
+        if self._rungs.prune(study, trial):
+            return True
+        if not (judged_now and self._bootstrap):
+            return False
+        # the rung has just recorded this trial's figure; it counts itself, as Optuna's bootstrap does
+        seen = sum(self.FIRST_RUNG in t.system_attrs for t in study.get_trials(deepcopy=False))
+        return seen <= self._bootstrap
 
 
 def startup_trials(spec: StudySpec) -> int:
@@ -69,10 +101,15 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     if spec.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=spec.pruner_step(1))
     first = spec.pruner_step(spec.pruner_min_resource)
+    if spec.pruner == "asha" and spec.pruner_bootstrap_at == "first_rung":
+        return FirstRungBootstrapPruner(first, spec.pruner_reduction_factor, spec.pruner_bootstrap_count)
     if spec.pruner == "asha":  # one bracket: every trial is judged at every rung
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=spec.pruner_reduction_factor,
                                                       min_early_stopping_rate=0,
                                                       bootstrap_count=spec.pruner_bootstrap_count)
+    if spec.pruner_bootstrap_at != "every_rung":
+        raise HarnessError(f"[pruner] bootstrap_at = {spec.pruner_bootstrap_at!r} is for pruner = \"asha\", not "
+                           f"{spec.pruner!r}")
     return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=spec.pruner_step(spec.evals),
                                           reduction_factor=spec.pruner_reduction_factor,
                                           bootstrap_count=spec.pruner_bootstrap_count)
