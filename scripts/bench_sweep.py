@@ -146,9 +146,12 @@ def _pruner_setting(text: str) -> tuple[str, int | str]:
     value = value.strip()
     if key == "bootstrap_at" and value in BOOTSTRAP_AT:
         return key, value
-    if key not in keys or key == "bootstrap_at" or not value.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(keys)}, or "
-                                         f"bootstrap_at={' or '.join(BOOTSTRAP_AT)}")
+    if key == "startup_to_first_rung" and value in ("true", "false"):
+        return key, value == "true"
+    if key not in keys or key in ("bootstrap_at", "startup_to_first_rung") or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(keys)}, "
+                                         f"bootstrap_at={' or '.join(BOOTSTRAP_AT)}, or "
+                                         f"startup_to_first_rung=true or false")
     return key, int(value)
 
 

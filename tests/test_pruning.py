@@ -84,6 +84,26 @@ def test_bootstrap_at_the_first_rung_only_lets_a_trial_already_compared_run_past
         spec_with(bootstrap_at="first")
 
 
+def test_startup_draws_stop_at_the_first_rung_and_tpe_proposals_are_judged_as_usual():
+    spec = parse_study({"study": {"name": "p", "pruner": "asha", "startup_trials": 2},
+                        "budget": {"per_trial": "10k", "evals": 6},
+                        "pruner": {"startup_to_first_rung": True}})  # rungs at evaluations 1 and 3
+    study = optuna.create_study(pruner=make_pruner(spec))
+    draws = [_report(study, [1.0] * 6), _report(study, [0.5] * 6)]  # the best at every rung, but start-up draws
+    proposal = _report(study, [0.4] * 6)  # the third trial: two had finished as it started
+    behind = _report(study, [0.9] * 6)  # 3rd of 4 at evaluation 1: the rung stops it, as without the key
+    trials = study.get_trials()
+    assert [trials[t.number].last_step for t in (*draws, proposal, behind)] == [1, 1, 6, 1]
+    assert trials[proposal.number].state == TrialState.COMPLETE
+    plain = optuna.create_study(pruner=make_pruner(parse_study({"study": {"name": "p", "pruner": "asha"},
+                                                                "budget": {"per_trial": "10k", "evals": 6}})))
+    assert [_report(plain, [v] * 6).number for v in (1.0, 0.5)] == [0, 1]
+    assert [t.state for t in plain.get_trials()] == [TrialState.COMPLETE] * 2  # without it both run to the end
+    with pytest.raises(HarnessError, match=r"\[pruner\] startup_to_first_rung: .*sampler = \"random\" has no start-up"):
+        parse_study({"study": {"name": "p", "pruner": "asha", "sampler": "random"},
+                     "pruner": {"startup_to_first_rung": True}})
+
+
 def pruning_summary_of(study: optuna.Study, spec) -> object:
     from harness.search import SPEC_ATTR
     study.set_user_attr(SPEC_ATTR, spec.to_record())

@@ -30,6 +30,7 @@ MEANING = {
     "pruner_reduction_factor": "[pruner] reduction_factor",
     "pruner_bootstrap_count": "[pruner] bootstrap_count",
     "pruner_bootstrap_at": "[pruner] bootstrap_at",
+    "pruner_startup_to_first_rung": "[pruner] startup_to_first_rung",
     "objective": "[study] objective",
     "second_objective": "[study] second_objective",
     "budget": "[budget] per_trial",
@@ -49,7 +50,8 @@ ALLOWED = {
 
 # keys a later release added, with the value every study before it had: an older record means that
 ADDED = {"eval_spacing": "even", "patience": 0, "max_chars": None, "pruner_min_resource": 1,
-         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pruner_bootstrap_at": "every_rung", "pbt": None, "startup_trials": None,
+         "pruner_reduction_factor": 3, "pruner_bootstrap_count": 0, "pruner_bootstrap_at": "every_rung",
+         "pruner_startup_to_first_rung": False, "pbt": None, "startup_trials": None,
          "good_fraction": None}
 
 

@@ -62,6 +62,7 @@ class StudySpec:
     pruner_reduction_factor: int = 3  # each rung keeps the best 1 in this many of the trials that reach it
     pruner_bootstrap_count: int = 0  # Optuna's: a rung stops the first this many trials that reach it
     pruner_bootstrap_at: str = "every_rung"  # or "first_rung": later rungs judge a trial already compared
+    pruner_startup_to_first_rung: bool = False  # TPE's random start-up draws stop at the first rung
     pbt: PbtSettings | None = None  # [pbt], for sampler = "pbt" (harness.search._pbt)
     fixed: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Param] = field(default_factory=dict)  # keyed by Param.optuna_name
@@ -111,6 +112,7 @@ class StudySpec:
             "eval_spacing": self.eval_spacing, "patience": self.patience,
             "pruner_min_resource": self.pruner_min_resource, "pruner_reduction_factor": self.pruner_reduction_factor,
             "pruner_bootstrap_count": self.pruner_bootstrap_count, "pruner_bootstrap_at": self.pruner_bootstrap_at,
+            "pruner_startup_to_first_rung": self.pruner_startup_to_first_rung,
             "precision": self.precision, "fixed": dict(self.fixed), "space": {k: vars(p).copy() for k, p in self.space.items()},
             "family_fixed": {k: dict(v) for k, v in self.family_fixed.items()},
             "question": self.question, "lowercase": o.lowercase, "split": list(o.split), "encoding": o.encoding,
@@ -323,7 +325,7 @@ def _read_budget(c: Checker, budget: dict, spec: StudySpec) -> None:
                                     f"than evals, or 0 to turn it off")
 
 
-PRUNER_KEYS = ("min_resource", "reduction_factor", "bootstrap_count", "bootstrap_at")
+PRUNER_KEYS = ("min_resource", "reduction_factor", "bootstrap_count", "bootstrap_at", "startup_to_first_rung")
 BOOTSTRAP_AT = ("every_rung", "first_rung")
 
 
@@ -355,6 +357,11 @@ def _read_pruner(c: Checker, table: dict, spec: StudySpec) -> None:
     if spec.pruner_bootstrap_at == "first_rung" and spec.pruner != "asha":
         c.fail("[pruner] bootstrap_at", "\"first_rung\" is for pruner = \"asha\" (Hyperband's brackets each have "
                                         "their own first rung); remove the key or set pruner = \"asha\"")
+    spec.pruner_startup_to_first_rung = c.typed(table, "pruner", "startup_to_first_rung", (bool,), "true or false",
+                                                d.pruner_startup_to_first_rung)
+    if spec.pruner_startup_to_first_rung and spec.sampler != "tpe":
+        c.fail("[pruner] startup_to_first_rung", f"stops TPE's random start-up draws; sampler = \"{spec.sampler}\" "
+                                                 f"has no start-up phase. Remove the key or set sampler = \"tpe\"")
 
 
 def _read_generate(c: Checker, gen: dict) -> GenerateSpec:
