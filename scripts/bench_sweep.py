@@ -33,6 +33,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from harness.common import HarnessError
 from harness.measure import fingerprint, resolve_device
 from harness.search import (
     BOOTSTRAP_AT,
@@ -46,7 +47,9 @@ from harness.search import (
 from harness.training import Budget
 
 
-def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
+def sweep_spec(args: argparse.Namespace, pruner: str, seed: int) -> StudySpec:
+    """The study file with this run's overrides, checked again by the study file's own rules (through
+    the stored-record round trip), so a combination the file would refuse is refused here too."""
     spec = load_study(args.study)
     spec.name, spec.pruner, spec.seed, spec.trials = f"{pruner}-{seed}", pruner, seed, args.trials
     spec.corpus, spec.device, spec.generate.enabled = args.corpus, args.device, False
@@ -60,6 +63,12 @@ def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
         spec.startup_trials = args.startup
     if args.good_fraction is not None:
         spec.good_fraction = args.good_fraction
+    StudySpec.from_record(spec.to_record(), spec.path)
+    return spec
+
+
+def run(args: argparse.Namespace, pruner: str, seed: int, root: Path) -> dict:
+    spec = sweep_spec(args, pruner, seed)
     spent = []  # device-seconds the sweep had spent after each trial (load-dependent: context only)
     curve = []  # (characters the sweep has trained, best complete bpc so far, best at any evaluation) a trial
     budget = Budget.parse(args.budget).amount
@@ -139,20 +148,19 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _pruner_setting(text: str) -> tuple[str, int | str]:
+def _pruner_setting(text: str) -> tuple[str, int | str | bool]:
     """KEY=VALUE for one of the study file's [pruner] keys, so a variant is measured without a copy of the file."""
-    keys = [f.name.removeprefix("pruner_") for f in dataclasses.fields(StudySpec) if f.name.startswith("pruner_")]
+    words = {"bootstrap_at": {v: v for v in BOOTSTRAP_AT}, "startup_to_first_rung": {"true": True, "false": False}}
+    numbers = [f.name.removeprefix("pruner_") for f in dataclasses.fields(StudySpec)
+               if f.name.startswith("pruner_") and f.name.removeprefix("pruner_") not in words]
     key, _, value = text.partition("=")
     value = value.strip()
-    if key == "bootstrap_at" and value in BOOTSTRAP_AT:
-        return key, value
-    if key == "startup_to_first_rung" and value in ("true", "false"):
-        return key, value == "true"
-    if key not in keys or key in ("bootstrap_at", "startup_to_first_rung") or not value.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(keys)}, "
-                                         f"bootstrap_at={' or '.join(BOOTSTRAP_AT)}, or "
-                                         f"startup_to_first_rung=true or false")
-    return key, int(value)
+    if value in words.get(key, {}):
+        return key, words[key][value]
+    if key in numbers and value.isdigit():
+        return key, int(value)
+    raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=N with KEY one of {', '.join(numbers)}, or "
+                                     + ", or ".join(f"{k}={' or '.join(v)}" for k, v in words.items()))
 
 
 def main() -> None:
@@ -187,6 +195,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if budget.kind != "tokens":
         parser.error("--budget is characters, such as 3M")
+    for pruner in args.pruners:  # before any sweep runs: a refused combination costs nothing
+        try:
+            sweep_spec(args, pruner, args.seeds[0])
+        except HarnessError as e:
+            parser.error(f"--pruners {pruner} with these settings: {e}")
     fp = fingerprint(resolve_device(args.device))
     print(f"{fp['device_name']} ({fp['machine']}), torch {fp['torch']}; space {args.study}, corpus {args.corpus}; "
           f"{args.per_trial} characters a trial, {args.evals} evaluations, sweeps of {args.budget} characters "

@@ -145,3 +145,27 @@ def test_an_asha_sweep_prunes_at_its_rungs_says_so_in_status_and_resumes(tmp_pat
     changed.generate.enabled = False
     with pytest.raises(HarnessError, match=r"\[pruner\] reduction_factor: 3 -> 2"):
         harness.run_sweep(changed, tmp_path / "r", device="cpu", trials=8)
+
+
+def test_the_sweep_benchmark_takes_the_new_pruner_keys_and_refuses_what_a_study_file_would(small_text_file):
+    """scripts/bench_sweep.py: a variant named on its command line is checked as the study file checks it."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_sweep.py"
+    spec = importlib.util.spec_from_file_location("bench_sweep", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench._pruner_setting("bootstrap_at=first_rung") == ("bootstrap_at", "first_rung")
+    assert bench._pruner_setting("startup_to_first_rung=true") == ("startup_to_first_rung", True)
+    assert bench._pruner_setting("min_resource=2") == ("min_resource", 2)
+    for bad in ("bootstrap_at=first", "startup_to_first_rung=1", "min_resource=two", "patience=2"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=N"):
+            bench._pruner_setting(bad)
+    args = argparse.Namespace(study=path.parents[1] / "studies" / "prince-overnight.toml", trials=4,
+                              corpus=str(small_text_file), device="cpu", per_trial="10k", evals=6,
+                              keep_schedule=False, pruner_setting=[("bootstrap_at", "first_rung")], startup=None,
+                              good_fraction=None)
+    assert bench.sweep_spec(args, "asha", 0).pruner_bootstrap_at == "first_rung"
+    with pytest.raises(HarnessError, match=r"bootstrap_at: .*is for pruner = \"asha\""):
+        bench.sweep_spec(args, "hyperband", 0)

@@ -106,7 +106,7 @@ def pruning_summary(study: optuna.Study) -> Pruning | None:
         result.settings = (f"first rung at evaluation {spec.pruner_min_resource}, keeps 1 in "
                            f"{spec.pruner_reduction_factor}"
                            + (f", {where} stops the first {bootstrap} to reach it" if bootstrap else "")
-                           + (", TPE's start-up draws stop at the first" if spec.pruner_startup_to_first_rung else ""))
+                           + (", TPE's start-up draws stop at the first rung" if spec.pruner_startup_to_first_rung else ""))
     if spec.pruner == "asha":
         for k, (evaluation, share) in enumerate(rung_evaluations(spec)):
             judged = [t for t in trials if f"{RUNG_KEY}{k}" in t.system_attrs]
