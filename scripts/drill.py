@@ -7,7 +7,9 @@
 What it does, with real processes and real signals:
   1. a study with two workers (`--workers 2`), with an injected out-of-memory, a NaN and an error;
   2. once both workers are training (both are SIGSTOPped and read again first, so the trials signalled
-     are the ones still training), one worker is SIGKILLed and the other sent SIGTERM;
+     are the ones still training), one worker is SIGKILLed and the other sent SIGTERM. Trials from
+     number --before-kill on wait after their first evaluation until then (tests/faults.py's hold), so
+     the drill never has to catch a short moment on a slow machine;
   3. the journal's last line is torn (a few bytes cut off, as a power loss would leave it);
   4. the same command resumes the study to its end.
 Then it prints the invariants and exits 1 if any fails: exactly the planned number of counted
@@ -132,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
     study = work / "drill.toml"
     study.write_text(STUDY.format(corpus=corpus, trials=args.trials, budget=args.budget))
     results = work / "results"
-    env = fault_env("oom@1,nan@2,error@3")  # the tests' trial hook (tests/faults.py)
+    # the tests' trial hook (tests/faults.py): the faults, and a hold that keeps every trial from
+    # number `before_kill` on waiting after its first evaluation until the kills are done
+    held = work / "hold"
+    held.touch()
+    env = fault_env("oom@1,nan@2,error@3", hold=(args.before_kill, held))
     env["HARNESS_HEARTBEAT"] = "2,10" if args.storage else os.environ.get("HARNESS_HEARTBEAT", "")
     log = open(work / "drill.log", "w")  # noqa: SIM115 (closed before the checks; written by three processes)
     print(f"drill: study {study}, results {results}, storage {args.storage or 'journal'}; log {work / 'drill.log'}")
@@ -154,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     def frozen_training():
         # Stop both workers, then read again: a trial that finished between the first read and the
         # signals would otherwise take the kill meant for it to the worker's next trial.
+        if parent.poll() is not None:
+            raise SystemExit(f"drill: the sweep exited ({parent.returncode}) before both workers were training; "
+                             f"see {work / 'drill.log'}")
         seen = both_training()
         if not seen:
             return None
@@ -172,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     os.kill(kill_pid, signal.SIGKILL)  # a stopped process dies at once
     os.kill(term_pid, signal.SIGTERM)  # pending until it runs again
     os.kill(term_pid, signal.SIGCONT)
+    held.unlink()  # nothing holds from here on: the resume runs every trial to its end
     code = parent.wait(timeout=300)
     print(f"drill: SIGKILL worker {kill_pid} (trial {kill_trial}), SIGTERM worker {term_pid} (trial {term_trial}); "
           f"sweep exited {code} after {time.monotonic() - t0:.0f} s")
