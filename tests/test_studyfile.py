@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,30 @@ def test_good_fraction_reaches_tpe_and_survives_the_record_workers_start_from(tm
     # of 10 finished trials TPE models ceil(0.3 x 10) = 3 as good; Optuna's own rule says 1
     assert make_sampler(again, seed=0)._gamma(10) == 3
     assert make_sampler(StudySpec(path=None, name="default"), seed=0)._gamma is None  # Optuna's own rule
+
+
+def test_good_fraction_says_optunas_deprecation_itself_and_is_refused_where_gamma_is_gone(tmp_path, monkeypatch):
+    """Optuna 4.9 deprecated TPE's gamma for removal in 6.0: the sweep says so once, as a note, and no
+    FutureWarning escapes make_sampler; an Optuna without gamma gets an error naming the key, not a TypeError."""
+    import optuna
+
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD.replace("trials = 3", "trials = 3\ngood_fraction = 0.3"))
+    spec = load_study(path)
+    assert any("good_fraction" in note and "6.0.0" in note for note in spec.notes)
+    plain = tmp_path / "plain.toml"
+    plain.write_text(GOOD)
+    assert not any("good_fraction" in note for note in load_study(plain).notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's FutureWarning would raise here
+        make_sampler(spec, seed=0)
+
+    class WithoutGamma(optuna.samplers.TPESampler):  # Optuna 6's signature, as its deprecation announces
+        def __init__(self, *, seed=None, multivariate=None, constant_liar=True, n_startup_trials=10):
+            super().__init__(seed=seed, multivariate=multivariate, constant_liar=constant_liar,
+                             n_startup_trials=n_startup_trials)
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", WithoutGamma)
+    with pytest.raises(HarnessError, match=r"\[study\] good_fraction .* no longer takes .* remove the key"):
+        make_sampler(spec, seed=0)
+    assert isinstance(make_sampler(load_study(plain), seed=0), WithoutGamma)  # without the key: fine

@@ -48,6 +48,7 @@ def test_tiny_study_completes_and_records_everything(tmp_path, small_text_file, 
     assert len(gen[1]["samples"]) == 2 and "self_bleu" in gen[1]["metrics"]
     out = capsys.readouterr()
     assert "best: trial" in out.out
+    assert "4 trials, 20,000 training characters each, on cpu" in out.out + out.err  # words, not "20000tok"
 
     # status, human and JSON
     assert main(["status", str(results), "--json"]) == 0

@@ -78,11 +78,9 @@ def answer(study: optuna.Study, frame: pd.DataFrame, best_number: int, v: Verdic
 def describe_budget(text: str | None) -> str:
     """A stored budget ("12s", "20000tok", "2ep") in words."""
     try:
-        b = Budget.parse(str(text))
+        return Budget.parse(str(text)).words
     except HarnessError:
         return str(text or "-")
-    return {"seconds": f"{b.amount:g} device-seconds of training", "tokens": f"{b.amount:,.0f} training characters",
-            "epochs": f"{b.amount:g} epochs of training"}[b.kind]
 
 
 def write_documents(page: Page, out: Path) -> list[Path]:

@@ -13,11 +13,15 @@ Why each is needed (Optuna offers no public way):
 - `RandomSampler._rng`, `TPESampler._rng` and `._random_sampler`: reseeded per trial number
   (`reseed`), so that processes started with the same study file (one per machine, or one per
   GPU) do not draw the same random configurations; `reseed_rng()` would draw a random seed.
+
+And one public argument on its way out: TPESampler's `gamma` (deprecated in 4.9.0, to go in 6.0.0),
+which `tpe_sampler` passes for `[study] good_fraction` and refuses, naming the key, where it is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +29,8 @@ from typing import Any
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread
 from optuna.storages.journal._file import get_lock_file
+
+from harness.common import HarnessError
 
 STALE_TRIAL_IDS = "_get_stale_trial_ids"  # the BaseHeartbeat method a heartbeat storage implements
 
@@ -61,6 +67,21 @@ def reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> bool:
     return True
 
 
+def tpe_sampler(**options: Any) -> optuna.samplers.TPESampler:
+    """Optuna's TPESampler with these options. `gamma` (our `[study] good_fraction`) is one of the
+    arguments Optuna deprecated in 4.9.0 for removal in 6.0.0 (optuna/optuna#6635). The harness says
+    so itself, once, at the start of a sweep (the study's notes), so Optuna's FutureWarning, with its
+    file path, is not printed by every worker; an Optuna without the argument is a HarnessError that
+    names the key, not a TypeError from deep in a worker."""
+    if "gamma" in options and "gamma" not in inspect.signature(optuna.samplers.TPESampler).parameters:
+        raise HarnessError(f"[study] good_fraction sets TPE's gamma, which this Optuna ({optuna.__version__}) no "
+                           f"longer takes (deprecated in 4.9.0, removed in 6.0.0); remove the key, and TPE models "
+                           f"its default 10% of trials as good, or install 'optuna<6'")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`gamma` has been deprecated", category=FutureWarning)
+        return optuna.samplers.TPESampler(**options)
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Optuna's INFO logging and the warnings our use of it triggers, off for a block, then as they were.
@@ -90,5 +111,6 @@ __all__ = [
     "quiet",
     "storage_of",
     "study_id",
+    "tpe_sampler",
     "trial_id",
 ]

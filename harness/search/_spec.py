@@ -294,6 +294,9 @@ def _read_study_table(c: Checker, study: dict, spec: StudySpec, options: CorpusO
     if spec.good_fraction is not None and (not 0 < spec.good_fraction < 1 or spec.sampler != "tpe"):
         c.fail("[study] good_fraction", "is the share of trials TPE models as good, between 0 and 1, for "
                                         f"sampler = \"tpe\"; got {spec.good_fraction} with sampler = {spec.sampler!r}")
+    if spec.good_fraction is not None:
+        spec.notes.append("[study] good_fraction sets TPE's gamma, which Optuna deprecated in 4.9.0 and will remove in "
+                          "6.0.0; without the key TPE models its default 10% of trials as good")
     spec.pruner = c.choice(study, "study", "pruner", PRUNERS, d.pruner)
     spec.objective = c.choice(study, "study", "objective", OBJECTIVES, d.objective)
     spec.second_objective = c.choice(study, "study", "second_objective", SECOND_OBJECTIVES, d.second_objective)

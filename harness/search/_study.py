@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from harness.common import HarnessError, interrupts
 from harness.data import Corpus
 from harness.search._options import SweepOptions
-from harness.search._optuna import quiet
+from harness.search._optuna import quiet, tpe_sampler
 from harness.search._pruning import RUNG_KEY
 from harness.search._resume import BASELINE_ATTR, CHANGES_ATTR, SPEC_ATTR, changes_entry, check_resume
 from harness.search._space import grid_values
@@ -104,8 +104,8 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
         # constant_liar set explicitly (its default changed between Optuna versions): with several
         # workers, running trials count as bad guesses, so two workers do not sample the same point.
         gamma = {} if spec.good_fraction is None else {"gamma": functools.partial(good_trials, spec.good_fraction)}
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=startup_trials(spec), **gamma)
+        return tpe_sampler(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=startup_trials(spec),
+                           **gamma)
     if spec.sampler in ("random", "pbt"):  # pbt: its first generation is drawn at random (TPE's start-up does the same)
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":

@@ -54,7 +54,7 @@ def run_worker(spec: StudySpec, options: SweepOptions) -> SweepOutcome:
     planned = options.trials or spec.trials
     timeout = options.timeout or spec.timeout
     runner.deadline = time.monotonic() + timeout if timeout else None
-    line.message(f"{tag}study {spec.name}: {planned or 'unlimited'} trials, {spec.budget} each, on {device}, "
+    line.message(f"{tag}study {spec.name}: {planned or 'unlimited'} trials, {spec.budget.words} each, on {device}, "
                  f"results in {options.results_dir}")
     for note in spec.notes:
         line.message(f"{tag}note: {note}")

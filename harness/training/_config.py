@@ -233,6 +233,13 @@ class Budget:
     def __str__(self) -> str:
         return {"seconds": f"{self.amount:g}s", "tokens": f"{self.amount:g}tok", "epochs": f"{self.amount:g}ep"}[self.kind]
 
+    @property
+    def words(self) -> str:
+        """The budget as a person reads it; `str()` is the stored form ("20000tok"), which reads as jargon."""
+        return {"seconds": f"{self.amount:g} device-seconds of training",
+                "tokens": f"{self.amount:,.0f} training characters",
+                "epochs": f"{self.amount:g} epochs of training"}[self.kind]
+
 
 def parse_duration(text: str, what: str = "duration") -> float:
     """Seconds from '90s', '30m', '8h' (a bare number is seconds)."""
