@@ -167,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     line.message(f"corpus {corpus.name}: {len(corpus.text):,} chars, vocabulary {len(corpus.vocab)}, "
                  f"train/val/test {len(corpus.train):,}/{len(corpus.val):,}/{len(corpus.test):,}; "
                  f"unigram baseline {corpus.unigram_entropy_bits():.3f} bpc")
-    line.message(f"{config.model} on {device}, budget {budget}, writing to {out}")
+    line.message(f"{config.model} on {device}, {budget.words}, writing to {out}")
 
     telemetry = Telemetry(device)
     on_progress, on_eval = live_lines(line, telemetry, config, len(corpus.vocab), device,
