@@ -1,6 +1,6 @@
 """A night in miniature: everything that can go wrong overnight, then a check that nothing was lost.
 
-    python scripts/drill.py                      # journal, ~3 min on 2 CPU cores
+    python scripts/drill.py                      # journal, ~25 s on 2 CPU cores
     python scripts/drill.py --quick              # the short version the test suite runs
     python scripts/drill.py --storage postgresql://postgres@127.0.0.1:5432/postgres
 
