@@ -9,7 +9,7 @@ What it does, with real processes and real signals:
   2. once both workers are training (both are SIGSTOPped and read again first, so the trials signalled
      are the ones still training), one worker is SIGKILLed and the other sent SIGTERM. Trials from
      number --before-kill on wait after their first evaluation until then (tests/faults.py's hold), so
-     the drill never has to catch a short moment on a slow machine;
+     the drill never has to catch the short moment when two quick trials are both past it;
   3. the journal's last line is torn (a few bytes cut off, as a power loss would leave it);
   4. the same command resumes the study to its end.
 Then it prints the invariants and exits 1 if any fails: exactly the planned number of counted

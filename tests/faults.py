@@ -6,9 +6,9 @@ loads `inject` through HARNESS_TRIAL_HOOK in every worker, so the production tri
 fault of its own.
 
 `fault_env(..., hold=(4, path))` also makes every trial numbered 4 or more wait after its first
-evaluation for as long as `path` exists (at most HOLD_LIMIT seconds). The drill kills workers in
-that wait, so "both workers are mid-trial" is a state it creates, not a moment it must catch: on a
-loaded machine polling the journal can take longer than a short trial's whole middle.
+evaluation for as long as `path` exists (at most HOLD_LIMIT seconds a trial). The drill kills
+workers in that wait, so "both workers are mid-trial" is a state it creates, not a moment it must
+catch: the quick drill's trials last a second or two, and two workers' middles can miss every poll.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def parse(text: str) -> dict[int, str]:
     return faults
 
 
-def hold(number: int, trainer) -> None:
+def install_hold(number: int, trainer) -> None:
     """Wrap the trainer's evaluation observer so that, from the first evaluation on, the trial waits
     while the hold file exists. A signal lands in `time.sleep` as it would in a training step: the
     harness turns SIGTERM into KeyboardInterrupt, raised from inside `trainer.run()`."""
@@ -44,10 +44,12 @@ def hold(number: int, trainer) -> None:
     if not path or number < int(first):
         return
     observed = trainer.observers.on_eval
+    deadline: float | None = None  # set at the first evaluation: HOLD_LIMIT is the whole trial's
 
     def on_eval(point):
+        nonlocal deadline
         stop = observed(point) if observed is not None else None
-        deadline = time.monotonic() + HOLD_LIMIT
+        deadline = deadline or time.monotonic() + HOLD_LIMIT
         while Path(path).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         return stop
@@ -57,7 +59,7 @@ def hold(number: int, trainer) -> None:
 
 def inject(number: int, trainer) -> None:
     """The trial hook: the fault this trial number was given, if any, and the hold, if one is set."""
-    hold(number, trainer)
+    install_hold(number, trainer)
     kind = parse(os.environ.get(FAULTS_ENV, "")).get(number)
     if kind == "oom":
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by tests/faults.py)")
